@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every layer of heapinspect shares: the remote address type, the one
+ * error channel, the memory-reader interface and the target's mappings.
+ * Keep this small; anything that only one layer needs lives in that layer.
+ */
+#ifndef HEAPINSPECT_HI_H
+#define HEAPINSPECT_HI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * An address in the target.  Never a pointer type, so that remote and local
+ * memory cannot be confused.
+ */
+typedef uint64_t hi_addr_t;
+
+#define HI_PRIxADDR "0x%" PRIx64
+
+/*
+ * Our own error codes.  Functions below inspector/ return 0 (or a count), a
+ * negative errno for system failures, or a negative HI_E_* code.  The codes
+ * start above 4095 so that they never collide with an errno (elfutils keeps
+ * its DWFL_ERRORS table the same way).
+ */
+#define HI_ERRORS                                                            \
+	HI_ERROR(NOLIBC, "no glibc libc.so is mapped in the target")         \
+	HI_ERROR(STATIC, "the target is statically linked")                  \
+	HI_ERROR(OTHERALLOC, "the target uses another allocator")            \
+	HI_ERROR(NODEBUG, "no debug information for the target's libc")      \
+	HI_ERROR(NOSYM, "the debug information lacks an allocator symbol")   \
+	HI_ERROR(LAYOUT, "unexpected layout of the allocator's structures")  \
+	HI_ERROR(DWARF, "cannot read the debug information")                 \
+	HI_ERROR(CORRUPT, "the heap is corrupt")                             \
+	HI_ERROR(BUSY, "the allocator was busy in every attempt")            \
+	HI_ERROR(EXITED, "the target exited")                                \
+	HI_ERROR(ZOMBIE, "the target is a zombie")                           \
+	HI_ERROR(KTHREAD, "the target is a kernel thread")                   \
+	HI_ERROR(UNSUPPORTED, "unsupported target architecture")             \
+	HI_ERROR(TOOBIG, "a bound was exceeded")
+
+enum hi_error {
+	HI_E_BASE = 4096,
+#define HI_ERROR(name, text) HI_E_##name,
+	HI_ERRORS
+#undef HI_ERROR
+	HI_E_END
+};
+
+/* The message for a negative return code: an HI_E_* code or -errno. */
+const char *hi_strerror(int err);
+
+/*
+ * How platform code reads the target: the caller supplies the function, as
+ * libdwfl's memory_read and libunwind's access_mem do.  read() copies len
+ * bytes from the target's address addr to buf and returns 0, or -EFAULT when
+ * any part is not mapped, or another -errno (-ESRCH when the target is gone).
+ * It never returns a partial read as success.
+ */
+struct hi_reader {
+	int (*read)(void *arg, hi_addr_t addr, void *buf, size_t len);
+	void *arg;
+};
+
+static inline int hi_read(const struct hi_reader *r, hi_addr_t addr,
+			  void *buf, size_t len)
+{
+	return r->read(r->arg, addr, buf, len);
+}
+
+/* One line of /proc/PID/maps, as far as the walkers care. */
+enum {
+	HI_PROT_R = 1,
+	HI_PROT_W = 2,
+	HI_PROT_X = 4,
+};
+
+struct hi_map {
+	hi_addr_t start;
+	hi_addr_t end;
+	unsigned prot;
+	int is_heap; /* the [heap] line: the brk area */
+};
+
+/* Mappings sorted by start, not overlapping. */
+struct hi_maps {
+	struct hi_map *v;
+	size_t n;
+};
+
+/* The mapping that contains addr, or NULL. */
+const struct hi_map *hi_maps_find(const struct hi_maps *maps, hi_addr_t addr);
+
+/*
+ * Whether [addr, addr + len) lies inside one readable and writable mapping:
+ * malloc's state and chunks always do.
+ */
+int hi_maps_rw_range(const struct hi_maps *maps, hi_addr_t addr,
+		     uint64_t len);
+
+#endif

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heapinspect: glibc's malloc figures of a live process, read from outside.
+ * The command line, the messages and the exit codes live here and nowhere
+ * else.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "snapshot.h"
+
+/* Exit codes, as in eu-stack: documented in --help and the README. */
+enum {
+	EXIT_OK = 0,
+	EXIT_PARTIAL = 1, /* printed, but some arena could not be read */
+	EXIT_FAILED = 2,  /* nothing could be read */
+	EXIT_USAGE = 64,
+};
+
+#define PROG "heapinspect"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: heapinspect -p PID [--json] [--bytes] [--debuginfo-path PATH]\n"
+"\n"
+"Read glibc's malloc state of the running process PID from outside and\n"
+"print what its allocator holds: the ten figures mallinfo2() would return\n"
+"inside the process, per arena and in total, beside RSS, PSS, USS and swap.\n"
+"The process is held still only while its memory is read (pause_us), and\n"
+"nothing in it is changed.\n"
+"\n"
+"  -p, --pid PID            the process to inspect\n"
+"      --json               print one JSON object (schema\n"
+"                           heapinspect/snapshot/v1, see the README)\n"
+"      --bytes              print sizes in exact bytes, not KiB/MiB\n"
+"      --debuginfo-path P   where to look for libc's debug information,\n"
+"                           with elfutils' meaning (as eu-stack); default\n"
+"                           +:.debug:/usr/lib/debug\n"
+"      --attempts N         stops to try while the allocator is busy in the\n"
+"                           target (default 10)\n"
+"      --stop-timeout MS    how long to wait for every thread to stop\n"
+"                           (default 2000)\n"
+"  -h, --help               this text\n"
+"  -V, --version            the version\n"
+"\n"
+"exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
+"was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
+"snapshot (no such process, no permission, no debug information, ...);\n"
+"64 wrong usage.\n");
+}
+
+static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void errmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int read_int_file(const char *path, int *v)
+{
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%d", v) == 1;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+/* What to tell the user when ptrace was refused (strace's hints). */
+static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
+{
+	struct hi_procinfo info;
+	int scope;
+
+	if (hi_proc_info(pid, &info) == 0 && info.tracer) {
+		struct hi_procinfo tr;
+		int have = hi_proc_info(info.tracer, &tr) == 0;
+
+		fprintf(stderr, "  it is already traced by pid %d%s%s%s: only "
+			"one tracer at a time; detach that one (gdb, strace, "
+			"...) first\n", info.tracer, have ? " (" : "",
+			have ? tr.comm : "", have ? ")" : "");
+		return;
+	}
+	(void)err;
+	if (geteuid() != 0 && hi_proc_info(pid, &info) == 0 &&
+	    info.uid != getuid())
+		fprintf(stderr, "  it belongs to another user (uid %u): run "
+			"heapinspect as that user or as root\n",
+			(unsigned)info.uid);
+	if (read_int_file("/proc/sys/kernel/yama/ptrace_scope", &scope) == 0 &&
+	    scope > 0)
+		fprintf(stderr, "  kernel.yama.ptrace_scope is %d: only root "
+			"or a process with CAP_SYS_PTRACE may attach to a "
+			"process that is not its child; run as root, or grant "
+			"it: setcap cap_sys_ptrace+ep heapinspect%s\n", scope,
+			scope < 3 ? ", or lower it: sysctl "
+				    "kernel.yama.ptrace_scope=0" : "");
+	else if (geteuid() != 0)
+		fprintf(stderr, "  heapinspect needs ptrace permission: run as "
+			"root or with CAP_SYS_PTRACE\n");
+	fprintf(stderr, "  in a container, the container also needs "
+		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
+}
+
+static int report_error(const struct hi_snapshot_opts *o,
+			const struct hi_snapshot_err *err,
+			const struct hi_snapshot *s)
+{
+	int pid = (int)o->pid;
+
+	switch (err->code) {
+	case -ESRCH:
+		errmsg("no process with pid %d", pid);
+		break;
+	case -EPERM:
+	case -EACCES:
+		errmsg("cannot attach to pid %d: %s", pid,
+		       strerror(-err->code));
+		permission_hints(o->pid, err);
+		break;
+	case -HI_E_ZOMBIE:
+		errmsg("pid %d (%s) is a zombie: it has exited and its parent "
+		       "has not reaped it; there is no memory to read", pid,
+		       err->detail);
+		break;
+	case -HI_E_KTHREAD:
+		errmsg("pid %d (%s) is a kernel thread: it has no user-space "
+		       "heap", pid, err->detail);
+		break;
+	case -HI_E_OTHERALLOC:
+		errmsg("pid %d does not use glibc's malloc: it uses %s; "
+		       "heapinspect reads glibc's allocator only", pid,
+		       err->detail);
+		break;
+	case -HI_E_STATIC:
+		errmsg("pid %d is statically linked: heapinspect needs glibc's "
+		       "libc.so mapped in the process", pid);
+		break;
+	case -HI_E_NOLIBC:
+		if (err->detail[0])
+			errmsg("pid %d: %s", pid, err->detail);
+		else
+			errmsg("pid %d has no glibc libc.so mapped: it does not "
+			       "use glibc's malloc", pid);
+		break;
+	case -HI_E_NODEBUG:
+		errmsg("no debug information for the libc of pid %d: %s, "
+		       "build-id %s", pid, s->libc_path,
+		       err->detail[0] ? err->detail : "(none)");
+		fprintf(stderr, "  install the distribution's debug package for "
+			"libc (Debian, Ubuntu: libc6-dbg; Fedora, RHEL: "
+			"glibc-debuginfo),\n  or pass --debuginfo-path DIR "
+			"with the file at DIR/.build-id/%.2s/%s.debug\n",
+			err->detail, err->detail[0] ? err->detail + 2 : "");
+		break;
+	case -HI_E_NOSYM:
+	case -HI_E_LAYOUT:
+	case -HI_E_DWARF:
+		errmsg("the debug information of %s (%s) does not describe "
+		       "glibc's malloc as expected: %s: %s", s->libc_path,
+		       s->debug_file[0] ? s->debug_file : "no file",
+		       hi_strerror(err->code),
+		       err->detail[0] ? err->detail : "?");
+		break;
+	case -HI_E_CORRUPT:
+		errmsg("pid %d: the list of arenas is corrupt; nothing could be "
+		       "read", pid);
+		break;
+	case -HI_E_EXITED:
+		errmsg("pid %d exited while it was being read", pid);
+		break;
+	case -ETIMEDOUT:
+		errmsg("pid %d: a thread did not stop within %u ms (in "
+		       "uninterruptible sleep?); nothing was read", pid,
+		       o->stop_timeout_ms);
+		break;
+	default:
+		errmsg("pid %d: %s", pid, hi_strerror(err->code));
+		break;
+	}
+	return EXIT_FAILED;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "bytes", no_argument, NULL, 'b' },
+		{ "debuginfo-path", required_argument, NULL, 'd' },
+		{ "attempts", required_argument, NULL, 'a' },
+		{ "stop-timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hi_snapshot_opts o = {
+		.pid = 0,
+		.attempts = 10,
+		.stop_timeout_ms = 2000,
+	};
+	struct hi_snapshot s;
+	struct hi_snapshot_err err;
+	int json = 0, exact = 0, c, ret;
+	unsigned long v;
+
+	while ((c = getopt_long(argc, argv, "p:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_uint(optarg, 0x3fffffff, &v) || v == 0) {
+				errmsg("invalid pid '%s': expected a positive "
+				       "number", optarg);
+				return EXIT_USAGE;
+			}
+			o.pid = (pid_t)v;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'b':
+			exact = 1;
+			break;
+		case 'd':
+			o.debuginfo_path = optarg;
+			break;
+		case 'a':
+			if (parse_uint(optarg, 1000, &v) || v == 0) {
+				errmsg("invalid --attempts '%s': expected 1 to "
+				       "1000", optarg);
+				return EXIT_USAGE;
+			}
+			o.attempts = (unsigned)v;
+			break;
+		case 't':
+			if (parse_uint(optarg, 600000, &v) || v == 0) {
+				errmsg("invalid --stop-timeout '%s': expected "
+				       "1 to 600000 ms", optarg);
+				return EXIT_USAGE;
+			}
+			o.stop_timeout_ms = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("heapinspect %s\n", HI_VERSION);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "try 'heapinspect --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		errmsg("unexpected argument '%s'", argv[optind]);
+		fprintf(stderr, "try 'heapinspect --help'\n");
+		return EXIT_USAGE;
+	}
+	if (!o.pid) {
+		errmsg("which process? give its pid with -p PID");
+		fprintf(stderr, "try 'heapinspect --help'\n");
+		return EXIT_USAGE;
+	}
+	if (o.pid == getpid()) {
+		errmsg("pid %d is heapinspect itself", (int)o.pid);
+		return EXIT_FAILED;
+	}
+
+	ret = hi_snapshot_take(&o, &s, &err);
+	if (ret)
+		return report_error(&o, &err, &s);
+	if (json)
+		ret = hi_print_json(stdout, &s);
+	else
+		hi_print_text(stdout, &s, exact);
+	if (fflush(stdout) != 0 || ret) {
+		errmsg("cannot write the report: %s", strerror(errno));
+		hi_snapshot_free(&s);
+		return EXIT_FAILED;
+	}
+	if (!s.heap.complete) {
+		for (size_t i = 0; i < s.heap.narenas; i++) {
+			const struct hi_arena *a = &s.heap.arenas[i];
+
+			if (a->status == -HI_E_CORRUPT)
+				errmsg("arena 0x%" PRIx64 " is corrupt at 0x%"
+				       PRIx64 ": %s", a->addr, a->bad_addr,
+				       a->why);
+			else if (a->status == -HI_E_BUSY)
+				errmsg("arena 0x%" PRIx64 " was busy (locked "
+				       "by the target) in all %u attempts: "
+				       "its lists were not read; try again",
+				       a->addr, s.attempts);
+			else if (a->status)
+				errmsg("arena 0x%" PRIx64 " could not be read: "
+				       "%s", a->addr, hi_strerror(a->status));
+		}
+	}
+	ret = s.heap.complete ? EXIT_OK : EXIT_PARTIAL;
+	hi_snapshot_free(&s);
+	return ret;
+}

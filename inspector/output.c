@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A snapshot as text for people and as JSON (jansson) for scripts.  Every
+ * figure printed is one that was read; what could not be read is absent
+ * (null in JSON), never guessed.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "output.h"
+
+#define SCHEMA "heapinspect/snapshot/v1"
+
+/* RFC 3339 in UTC with microseconds: 2026-11-21T22:02:18.123456Z. */
+static void rfc3339(const struct timespec *ts, char *buf, size_t size)
+{
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&ts->tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%06ldZ", base, ts->tv_nsec / 1000);
+}
+
+static void hex(hi_addr_t a, char *buf, size_t size)
+{
+	snprintf(buf, size, "0x%" PRIx64, a);
+}
+
+static json_t *jint(uint64_t v)
+{
+	/* JSON integers in jansson are signed 64-bit; no figure comes near. */
+	return json_integer((json_int_t)v);
+}
+
+static const char *arena_state(const struct hi_arena *a)
+{
+	switch (a->status) {
+	case 0:
+		return "ok";
+	case -HI_E_BUSY:
+		return "busy";
+	case -HI_E_CORRUPT:
+		return "corrupt";
+	default:
+		return "unreadable";
+	}
+}
+
+static json_t *arena_json(const struct hi_arena *a)
+{
+	json_t *o = json_object();
+	char addr[32];
+
+	hex(a->addr, addr, sizeof(addr));
+	json_object_set_new(o, "address", json_string(addr));
+	json_object_set_new(o, "main", json_boolean(a->is_main));
+	json_object_set_new(o, "state", json_string(arena_state(a)));
+	if (a->status) {
+		if (a->status == -HI_E_CORRUPT) {
+			hex(a->bad_addr, addr, sizeof(addr));
+			json_object_set_new(o, "error", json_string(a->why));
+			json_object_set_new(o, "error_address",
+					    json_string(addr));
+		} else {
+			json_object_set_new(o, "error",
+					    json_string(hi_strerror(a->status)));
+		}
+		return o;
+	}
+	json_object_set_new(o, "system_mem", jint(a->system_mem));
+	json_object_set_new(o, "max_system_mem", jint(a->max_system_mem));
+	json_object_set_new(o, "top_size", jint(a->top_size));
+	json_object_set_new(o, "free_bytes",
+			    jint(a->top_size + a->fast_bytes + a->bin_bytes));
+	/* Free chunks on the lists; top is in free_bytes, not here. */
+	json_object_set_new(o, "free_chunks",
+			    jint(a->bin_chunks + a->fast_chunks));
+	json_object_set_new(o, "fast_bytes", jint(a->fast_bytes));
+	json_object_set_new(o, "fast_chunks", jint(a->fast_chunks));
+	json_object_set_new(o, "bin_bytes", jint(a->bin_bytes));
+	json_object_set_new(o, "bin_chunks", jint(a->bin_chunks));
+	json_object_set_new(o, "in_use_bytes",
+			    jint(a->system_mem - a->top_size - a->fast_bytes -
+				 a->bin_bytes));
+	json_object_set_new(o, "attached_threads",
+			    a->has_attached_threads ? jint(a->attached_threads)
+						    : json_null());
+	return o;
+}
+
+static json_t *mallinfo_json(const struct hi_mallinfo *m)
+{
+	json_t *o = json_object();
+
+	/* glibc's order and names (struct mallinfo2, malloc.h). */
+	json_object_set_new(o, "arena", jint(m->arena));
+	json_object_set_new(o, "ordblks", jint(m->ordblks));
+	json_object_set_new(o, "smblks", jint(m->smblks));
+	json_object_set_new(o, "hblks", jint(m->hblks));
+	json_object_set_new(o, "hblkhd", jint(m->hblkhd));
+	json_object_set_new(o, "usmblks", jint(m->usmblks));
+	json_object_set_new(o, "fsmblks", jint(m->fsmblks));
+	json_object_set_new(o, "uordblks", jint(m->uordblks));
+	json_object_set_new(o, "fordblks", jint(m->fordblks));
+	json_object_set_new(o, "keepcost", jint(m->keepcost));
+	return o;
+}
+
+json_t *hi_snapshot_json(const struct hi_snapshot *s)
+{
+	json_t *o = json_object(), *alloc, *arenas, *proc, *pause;
+	char ts[64];
+
+	rfc3339(&s->when, ts, sizeof(ts));
+	json_object_set_new(o, "schema", json_string(SCHEMA));
+	json_object_set_new(o, "pid", json_integer(s->pid));
+	json_object_set_new(o, "timestamp", json_string(ts));
+	/* Strings from the target may hold any byte: jansson escapes them. */
+	json_object_set_new(o, "exe", json_stringn_nocheck(s->exe,
+							   strlen(s->exe)));
+	json_object_set_new(o, "comm", json_stringn_nocheck(s->comm,
+							    strlen(s->comm)));
+
+	alloc = json_object();
+	json_object_set_new(alloc, "name", json_string(s->allocator));
+	json_object_set_new(alloc, "version", json_string(s->version));
+	json_object_set_new(alloc, "method", json_string(s->method));
+	json_object_set_new(alloc, "libc", json_stringn_nocheck(s->libc_path,
+							strlen(s->libc_path)));
+	json_object_set_new(alloc, "build_id", json_string(s->build_id));
+	json_object_set_new(alloc, "debuginfo",
+			    json_stringn_nocheck(s->debug_file,
+						 strlen(s->debug_file)));
+	json_object_set_new(o, "allocator", alloc);
+
+	json_object_set_new(o, "consistent", json_boolean(s->heap.complete));
+	json_object_set_new(o, "mallinfo2", s->heap.complete
+					    ? mallinfo_json(&s->heap.mi)
+					    : json_null());
+	arenas = json_array();
+	for (size_t i = 0; i < s->heap.narenas; i++)
+		json_array_append_new(arenas, arena_json(&s->heap.arenas[i]));
+	json_object_set_new(o, "arenas", arenas);
+
+	json_object_set_new(o, "mmap", json_pack("{s:I,s:I,s:I}",
+		"chunks", (json_int_t)s->heap.n_mmaps,
+		"bytes", (json_int_t)s->heap.mmapped_mem,
+		"max_bytes", (json_int_t)s->heap.max_mmapped_mem));
+
+	proc = json_object();
+	if (s->mem.valid) {
+		json_object_set_new(proc, "rss", jint(s->mem.rss));
+		json_object_set_new(proc, "pss", jint(s->mem.pss));
+		json_object_set_new(proc, "uss", jint(s->mem.uss));
+		json_object_set_new(proc, "swap", jint(s->mem.swap));
+	} else {
+		json_object_set_new(proc, "rss", json_null());
+		json_object_set_new(proc, "pss", json_null());
+		json_object_set_new(proc, "uss", json_null());
+		json_object_set_new(proc, "swap", json_null());
+	}
+	json_object_set_new(proc, "threads", jint(s->threads_stopped));
+	json_object_set_new(o, "process", proc);
+
+	json_object_set_new(o, "pause_us", jint(s->pause_us));
+	pause = json_pack("{s:I,s:I}", "attempts", (json_int_t)s->attempts,
+			  "total_us", (json_int_t)s->pause_total_us);
+	json_object_set_new(o, "stop", pause);
+	return o;
+}
+
+int hi_print_json(FILE *out, const struct hi_snapshot *s)
+{
+	json_t *o = hi_snapshot_json(s);
+	int ret;
+
+	if (!o)
+		return -1;
+	ret = json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (ret == 0)
+		ret = fputc('\n', out) == EOF ? -1 : 0;
+	json_decref(o);
+	return ret;
+}
+
+/* 1536 -> "1.5 KiB"; exact bytes with --bytes. */
+static const char *size_str(uint64_t v, int exact, char *buf, size_t size)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	if (exact || v < 1024) {
+		snprintf(buf, size, "%" PRIu64 "%s", v, exact ? "" : " B");
+		return buf;
+	}
+	while (d >= 1024 && u < 4) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", d, unit[u]);
+	return buf;
+}
+
+/*
+ * Text from the target (comm, paths) with control characters and
+ * backslashes escaped, so that a target cannot write to the terminal.
+ */
+static void put_safe(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
+	}
+}
+
+void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
+{
+	const struct hi_mallinfo *m = &s->heap.mi;
+	char a[32], b[32], c[32], d[32], e[32];
+
+	fprintf(out, "pid %d (", (int)s->pid);
+	put_safe(out, s->comm);
+	fprintf(out, ") ");
+	put_safe(out, s->exe);
+	fprintf(out, "\nallocator: %s %s, %s from memory, %zu arena%s\n",
+		s->allocator, s->version,
+		strcmp(s->method, "read") == 0 ? "read" : s->method,
+		s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
+	fprintf(out, "paused:    %" PRIu64 " us (%zu thread%s, %u attempt%s)\n",
+		s->pause_us, s->threads_stopped,
+		s->threads_stopped == 1 ? "" : "s", s->attempts,
+		s->attempts == 1 ? "" : "s");
+	if (s->mem.valid) {
+		fprintf(out, "process:   rss %s  pss %s  uss %s  swap %s\n",
+			size_str(s->mem.rss, exact, a, sizeof(a)),
+			size_str(s->mem.pss, exact, b, sizeof(b)),
+			size_str(s->mem.uss, exact, c, sizeof(c)),
+			size_str(s->mem.swap, exact, d, sizeof(d)));
+	}
+	fputc('\n', out);
+	if (s->heap.complete) {
+		fprintf(out, "mallinfo2\n");
+		fprintf(out, "  arena     %14s  memory from the system (brk and "
+			"arena heaps)\n", size_str(m->arena, exact, a, 32));
+		fprintf(out, "  uordblks  %14s  in use (tcache counts as in "
+			"use)\n", size_str(m->uordblks, exact, a, 32));
+		fprintf(out, "  fordblks  %14s  free, kept by malloc\n",
+			size_str(m->fordblks, exact, a, 32));
+		fprintf(out, "  fsmblks   %14s  free in fastbins\n",
+			size_str(m->fsmblks, exact, a, 32));
+		fprintf(out, "  keepcost  %14s  top of the main arena, "
+			"releasable\n", size_str(m->keepcost, exact, a, 32));
+		fprintf(out, "  hblkhd    %14s  in mmapped chunks\n",
+			size_str(m->hblkhd, exact, a, 32));
+		fprintf(out, "  ordblks   %14" PRIu64 "  free chunks\n",
+			m->ordblks);
+		fprintf(out, "  smblks    %14" PRIu64 "  free fastbin chunks\n",
+			m->smblks);
+		fprintf(out, "  hblks     %14" PRIu64 "  mmapped chunks\n",
+			m->hblks);
+		fprintf(out, "  usmblks   %14" PRIu64 "  (always 0)\n",
+			m->usmblks);
+	} else {
+		fprintf(out, "mallinfo2: not shown: the snapshot is not "
+			"consistent (see the arenas below)\n");
+	}
+	fprintf(out, "\n%-16s %-5s %7s %11s %11s %11s %11s %9s\n", "arena",
+		"kind", "threads", "system", "in use", "free", "top",
+		"free blks");
+	for (size_t i = 0; i < s->heap.narenas; i++) {
+		const struct hi_arena *ar = &s->heap.arenas[i];
+		uint64_t freeb = ar->top_size + ar->fast_bytes + ar->bin_bytes;
+		char th[24];
+
+		if (ar->status) {
+			fprintf(out, "0x%-14" PRIx64 " %-5s %s", ar->addr,
+				ar->is_main ? "main" : "", arena_state(ar));
+			if (ar->status == -HI_E_CORRUPT)
+				fprintf(out, ": %s", ar->why);
+			else if (ar->status == -HI_E_BUSY)
+				fprintf(out, ": held by the target in every "
+					"attempt, not read");
+			fputc('\n', out);
+			continue;
+		}
+		if (ar->has_attached_threads)
+			snprintf(th, sizeof(th), "%" PRIu64,
+				 ar->attached_threads);
+		else
+			snprintf(th, sizeof(th), "-");
+		fprintf(out, "0x%-14" PRIx64 " %-5s %7s %11s %11s %11s %11s "
+			"%9" PRIu64 "\n", ar->addr, ar->is_main ? "main" : "",
+			th, size_str(ar->system_mem, exact, a, 32),
+			size_str(ar->system_mem - freeb, exact, b, 32),
+			size_str(freeb, exact, c, 32),
+			size_str(ar->top_size, exact, e, 32),
+			ar->fast_chunks + ar->bin_chunks);
+	}
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HEAPINSPECT_OUTPUT_H
+#define HEAPINSPECT_OUTPUT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "snapshot.h"
+
+/* The snapshot as the JSON object of schema heapinspect/snapshot/v1. */
+json_t *hi_snapshot_json(const struct hi_snapshot *s);
+
+/* Print it, indented, with a newline.  0 or -1 on a write error. */
+int hi_print_json(FILE *out, const struct hi_snapshot *s);
+
+/* The report for people; exact prints sizes in bytes. */
+void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact);
+
+#endif

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Taking a snapshot.  Everything that does not need the target stopped
+ * (finding libc, its debug information, the layout) happens before the
+ * stop, so that the target is held only for reading its memory.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapshot.h"
+
+static void set_err(struct hi_snapshot_err *err, int code, const char *detail)
+{
+	err->code = code;
+	snprintf(err->detail, sizeof(err->detail), "%s", detail ? detail : "");
+}
+
+/* Whether the target's executable has no PT_INTERP: statically linked. */
+static int exe_is_static(pid_t pid)
+{
+	char path[64];
+	int fd, ret = 0;
+	size_t phnum;
+	Elf *elf;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (elf && elf_getphdrnum(elf, &phnum) == 0) {
+		ret = 1;
+		for (size_t i = 0; i < phnum; i++) {
+			GElf_Phdr ph;
+
+			if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_INTERP)
+				ret = 0;
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return ret;
+}
+
+/* Whether pc lies in one of the ranges. */
+static int in_ranges(hi_addr_t pc, hi_addr_t (*r)[2], int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (pc >= r[i][0] && pc < r[i][1])
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A process that has never had a second thread runs malloc without taking
+ * any lock (SINGLE_THREAD_P in __libc_malloc and _int_free, glibc 2.26 and
+ * later), so its lock word says nothing: a lone thread stopped inside
+ * malloc.c's code may be in the middle of relinking a list.
+ */
+static int lone_thread_in_malloc(struct hi_target *t,
+				 const struct hi_arch_ops *arch,
+				 hi_addr_t (*code)[2], int ncode)
+{
+	hi_addr_t pc;
+
+	if (!arch || ncode <= 0 || hi_target_nthreads(t) != 1)
+		return 0;
+	for (size_t i = 0; i < t->nthreads; i++) {
+		if (t->threads[i].gone)
+			continue;
+		if (arch->get_pc(t->threads[i].tid, &pc) == 0 &&
+		    in_ranges(pc, code, ncode))
+			return 1;
+	}
+	return 0;
+}
+
+static void pause_between(unsigned attempt)
+{
+	unsigned ms = 1u << (attempt < 6 ? attempt : 6);
+	struct timespec ts = { 0, (long)(ms > 50 ? 50 : ms) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
+		     struct hi_snapshot_err *err)
+{
+	const struct hi_allocator_ops *ops = NULL;
+	const struct hi_arch_ops *arch = hi_arch_host();
+	struct hi_alloc_ctx ctx;
+	struct hi_procinfo info;
+	struct hi_target t;
+	struct hi_maps maps = { 0 };
+	struct hi_reader reader;
+	hi_addr_t(*code)[2] = NULL;
+	int ncode = 0, ret, refused = 0;
+	char path[64];
+	ssize_t n;
+
+	memset(s, 0, sizeof(*s));
+	memset(err, 0, sizeof(*err));
+	memset(&ctx, 0, sizeof(ctx));
+	s->pid = o->pid;
+
+	ret = hi_proc_info(o->pid, &info);
+	if (ret) {
+		set_err(err, ret, NULL);
+		return ret;
+	}
+	err->state = info.state;
+	err->tracer = info.tracer;
+	if (info.kthread) {
+		set_err(err, -HI_E_KTHREAD, info.comm);
+		return -HI_E_KTHREAD;
+	}
+	if (info.state == 'Z' || info.state == 'X') {
+		set_err(err, -HI_E_ZOMBIE, info.comm);
+		return -HI_E_ZOMBIE;
+	}
+	snprintf(s->comm, sizeof(s->comm), "%s", info.comm);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
+	n = readlink(path, s->exe, sizeof(s->exe) - 1);
+	s->exe[n > 0 ? n : 0] = '\0';
+
+	ctx.pid = o->pid;
+	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
+	if (ret) {
+		set_err(err, ret, NULL);
+		return ret;
+	}
+	for (size_t i = 0; hi_allocators[i]; i++) {
+		ret = hi_allocators[i]->probe(&ctx);
+		if (ret > 0) {
+			ops = hi_allocators[i];
+			break;
+		}
+		if (ret == 0 && ctx.why[0])
+			refused = 1;
+		if (ret < 0 && ret != -HI_E_NOLIBC)
+			goto out_sym;
+	}
+	if (!ops) {
+		if (refused)
+			ret = -HI_E_OTHERALLOC;
+		else if (exe_is_static(o->pid))
+			ret = -HI_E_STATIC;
+		else
+			ret = -HI_E_NOLIBC;
+		goto out_sym;
+	}
+	s->allocator = ops->name;
+	s->method = "read";
+	ret = ops->locate(&ctx);
+	snprintf(s->version, sizeof(s->version), "%s", ctx.version);
+	snprintf(s->libc_path, sizeof(s->libc_path), "%s", ctx.libc_path);
+	snprintf(s->build_id, sizeof(s->build_id), "%s", ctx.build_id);
+	snprintf(s->debug_file, sizeof(s->debug_file), "%s", ctx.debug_file);
+	if (ret)
+		goto out_ops;
+	if (ops->code_ranges) {
+		ncode = ops->code_ranges(&ctx, &code);
+		if (ncode < 0)
+			ncode = 0; /* only the lock words will be checked */
+	}
+
+	hi_target_init(&t, o->pid);
+	reader = hi_target_reader(&t);
+	ctx.reader = &reader;
+	ctx.maps = &maps;
+	for (unsigned attempt = 1;; attempt++) {
+		int busy, last = attempt >= o->attempts;
+
+		ret = hi_target_stop(&t, o->stop_timeout_ms);
+		if (ret)
+			goto out_target;
+		clock_gettime(CLOCK_REALTIME, &s->when);
+		s->attempts = attempt;
+		free(maps.v);
+		ret = hi_proc_maps(o->pid, &maps);
+		if (ret)
+			goto out_resume;
+		busy = ops->busy(&ctx);
+		if (busy < 0 && busy != -HI_E_CORRUPT) {
+			ret = busy;
+			goto out_resume;
+		}
+		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
+		if ((busy <= 0 && !s->pc_busy) || last) {
+			ret = ops->read(&ctx, 1, &s->heap);
+			break;
+		}
+		hi_target_resume(&t);
+		pause_between(attempt);
+	}
+	if (ret == 0 && s->pc_busy) {
+		for (size_t i = 0; i < s->heap.narenas; i++)
+			s->heap.arenas[i].status = -HI_E_BUSY;
+		s->heap.complete = 0;
+		memset(&s->heap.mi, 0, sizeof(s->heap.mi));
+	}
+	s->threads_stopped = hi_target_nthreads(&t);
+out_resume:
+	{
+		int r = hi_target_resume(&t);
+
+		if (!ret && r)
+			ret = r;
+	}
+out_target:
+	s->pause_us = t.pause_max_us;
+	s->pause_total_us = t.pause_total_us;
+	s->reads = t.reads;
+	hi_target_fini(&t);
+	free(maps.v);
+	free(code);
+	if (ret == -ESRCH || (ret && kill(o->pid, 0) != 0 && errno == ESRCH))
+		ret = -HI_E_EXITED;
+	if (ret == 0 && hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
+		ret = -HI_E_EXITED;
+out_ops:
+	if (ret)
+		hi_heap_free(&s->heap);
+	ops->release(&ctx);
+out_sym:
+	if (ret) {
+		if (ret == -HI_E_NODEBUG)
+			set_err(err, ret, ctx.build_id);
+		else
+			set_err(err, ret, ctx.why);
+	}
+	hi_sym_close(ctx.sym);
+	return ret;
+}
+
+void hi_snapshot_free(struct hi_snapshot *s)
+{
+	hi_heap_free(&s->heap);
+}

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Compare heapinspect's snapshot of a live hi_target with the target's own
+mallinfo2() figures.
+
+    compare.py --heapinspect BIN --target BIN --scenario S
+               [--debuginfo-path DIR] [--snapshots N] [--extra-arg ARG ...]
+
+Starts `hi_target S`, waits for its ready line, runs
+`heapinspect -p PID --json [...]` N times (default 1) and checks each
+snapshot: schema, pid, the ten mallinfo2 figures (exactly; for api=mallinfo
+the low 32 bits), the per-arena sums against the totals, the process
+figures.  Then the target must report the same figures again, answer
+`check` with ok and exit with status 0.  For the `busy` scenario
+(api=none) the target has no figures to compare: only the snapshot's own
+consistency is checked.
+
+Exit status 0 on pass, 1 on any mismatch or failure.
+"""
+
+import argparse
+import re
+import sys
+
+from hi_live import FIGURES, SCHEMA, Failure, Target, heapinspect_argv, \
+    run_heapinspect
+
+TOP_KEYS = ("schema", "pid", "timestamp", "exe", "allocator", "consistent",
+            "mallinfo2", "arenas", "process", "pause_us")
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def figure_table(ready, mi):
+    """Print figure / target / heapinspect / verdict; return mismatches."""
+    low32 = ready["api"] == "mallinfo"
+    bad = []
+    print("  %-10s %16s %16s  %s" % ("figure", "target", "heapinspect",
+                                     "verdict"))
+    for key in FIGURES:
+        want = ready[key]
+        got = mi.get(key)
+        if not is_int(got):
+            ok = False
+        elif low32:
+            ok = (got & 0xffffffff) == want
+        else:
+            ok = got == want
+        print("  %-10s %16d %16s  %s" % (key, want, got,
+                                         "OK" if ok else "MISMATCH"))
+        if not ok:
+            bad.append("%s: target %d, heapinspect %r" % (key, want, got))
+    if low32:
+        print("  (api=mallinfo: the target's figures are 32-bit; "
+              "compared with heapinspect's & 0xffffffff)")
+    return bad
+
+
+def arena_sum(arenas, key, problems):
+    total = 0
+    for i, a in enumerate(arenas):
+        v = a.get(key)
+        if not is_int(v):
+            problems.append("arenas[%d].%s is %r, not an integer"
+                            % (i, key, v))
+            return None
+        total += v
+    return total
+
+
+def check_relations(mi, arenas, problems):
+    """Per-arena figures against the totals, as glibc's int_mallinfo()
+    adds them up: per arena, ordblks counts the top chunk plus every chunk
+    in the unsorted, small and large bins; fordblks the top's size plus
+    those chunks and the fastbin chunks; smblks/fsmblks the fastbins alone;
+    keepcost is the main arena's top."""
+    rel = [
+        ("sum(arenas.system_mem)", "system_mem", "arena"),
+        ("sum(arenas.free_bytes)", "free_bytes", "fordblks"),
+        ("sum(arenas.fast_bytes)", "fast_bytes", "fsmblks"),
+        ("sum(arenas.fast_chunks)", "fast_chunks", "smblks"),
+    ]
+    for label, key, fig in rel:
+        total = arena_sum(arenas, key, problems)
+        if total is None:
+            continue
+        ok = total == mi[fig]
+        print("  %-24s %16d == %-9s %16d  %s"
+              % (label, total, fig, mi[fig], "OK" if ok else "MISMATCH"))
+        if ok:
+            continue
+        hint = ""
+        diff = mi[fig] - total
+        if key == "free_chunks" and diff == len(arenas):
+            hint = " (exactly one per arena: top chunks not counted?)"
+        elif key == "free_bytes":
+            tops = arena_sum(arenas, "top_size", [])
+            fast = arena_sum(arenas, "fast_bytes", [])
+            if tops is not None and diff == tops:
+                hint = " (by the sum of top_size: top not counted?)"
+            elif fast is not None and diff == fast:
+                hint = " (by the sum of fast_bytes: fastbins not counted?)"
+        problems.append("%s = %d, mallinfo2.%s = %d%s"
+                        % (label, total, fig, mi[fig], hint))
+
+    # ordblks counts each arena's top as one block besides the binned
+    # chunks; free_chunks is what is on the lists (bins and fastbins).
+    bins = arena_sum(arenas, "bin_chunks", problems)
+    fast = arena_sum(arenas, "fast_chunks", problems)
+    free = arena_sum(arenas, "free_chunks", problems)
+    if bins is not None:
+        ok = bins + len(arenas) == mi["ordblks"]
+        print("  %-24s %16d == %-9s %16d  %s"
+              % ("sum(bin_chunks)+arenas", bins + len(arenas), "ordblks",
+                 mi["ordblks"], "OK" if ok else "MISMATCH"))
+        if not ok:
+            problems.append("sum(bin_chunks) + one top per arena = %d, "
+                            "ordblks = %d" % (bins + len(arenas),
+                                              mi["ordblks"]))
+    if None not in (bins, fast, free) and free != bins + fast:
+        problems.append("sum(free_chunks) %d != bin_chunks %d + "
+                        "fast_chunks %d" % (free, bins, fast))
+
+    mains = [a for a in arenas if a.get("main") is True]
+    if len(mains) == 1 and "top_size" in mains[0]:
+        top = mains[0]["top_size"]
+        ok = top == mi["keepcost"]
+        print("  %-24s %16s == %-9s %16d  %s"
+              % ("main arena top_size", top, "keepcost", mi["keepcost"],
+                 "OK" if ok else "MISMATCH"))
+        if not ok:
+            problems.append("main arena top_size = %r, keepcost = %d"
+                            % (top, mi["keepcost"]))
+    if mi["uordblks"] != mi["arena"] - mi["fordblks"]:
+        problems.append("mallinfo2: uordblks %d != arena %d - fordblks %d"
+                        % (mi["uordblks"], mi["arena"], mi["fordblks"]))
+
+
+def check_snapshot(snap, ready, pid):
+    """All checks of one snapshot; returns the list of problems."""
+    problems = []
+
+    def need(cond, msg):
+        if not cond:
+            problems.append(msg)
+        return cond
+
+    if not need(isinstance(snap, dict), "snapshot is not a JSON object"):
+        return problems
+    for key in TOP_KEYS:
+        need(key in snap, "snapshot has no %r" % key)
+    need(snap.get("schema") == SCHEMA,
+         "schema is %r, not %r" % (snap.get("schema"), SCHEMA))
+    need(snap.get("pid") == pid,
+         "pid is %r, not %d" % (snap.get("pid"), pid))
+
+    alloc = snap.get("allocator")
+    if need(isinstance(alloc, dict), "allocator is not an object"):
+        need(alloc.get("name") == "glibc",
+             "allocator.name is %r" % alloc.get("name"))
+        ver = alloc.get("version")
+        m = re.match(r"^(\d+)\.(\d+)", ver) if isinstance(ver, str) else None
+        if need(m, "allocator.version is %r" % ver):
+            v = (int(m.group(1)), int(m.group(2)))
+            if ready["api"] == "mallinfo2":
+                need(v >= (2, 33), "allocator.version %s, but the target "
+                     "has mallinfo2 (>= 2.33)" % ver)
+            elif ready["api"] == "mallinfo":
+                need(v < (2, 33), "allocator.version %s, but the target "
+                     "has no mallinfo2 (< 2.33)" % ver)
+        need("method" in alloc, "allocator has no method")
+
+    consistent = snap.get("consistent")
+    mi = snap.get("mallinfo2")
+    need(isinstance(consistent, bool), "consistent is %r" % consistent)
+    need((mi is None) == (consistent is False),
+         "consistent is %r but mallinfo2 is %s"
+         % (consistent, "null" if mi is None else "present"))
+    idle = ready["api"] != "none"
+    if idle:
+        need(consistent is True,
+             "snapshot of an idle target is not consistent")
+    if mi is not None:
+        if not need(isinstance(mi, dict), "mallinfo2 is not an object"):
+            mi = None
+    if mi is not None:
+        need(set(mi) == set(FIGURES),
+             "mallinfo2 keys are %s" % sorted(mi))
+        for key in FIGURES:
+            need(is_int(mi.get(key)) and mi.get(key) >= 0,
+                 "mallinfo2.%s is %r" % (key, mi.get(key)))
+        if idle:
+            problems += figure_table(ready, mi)
+        else:
+            print("  (api=none: the target's figures are volatile, "
+                  "no comparison)")
+
+    arenas = snap.get("arenas")
+    if not need(isinstance(arenas, list) and arenas,
+                "arenas is not a non-empty array"):
+        arenas = []
+    else:
+        need(all(isinstance(a, dict) for a in arenas),
+             "arenas holds a non-object")
+        arenas = [a for a in arenas if isinstance(a, dict)]
+        mains = [a for a in arenas if a.get("main") is True]
+        need(len(mains) == 1, "%d arenas have main=true" % len(mains))
+        addrs = [a.get("address") for a in arenas]
+        need(all(isinstance(x, str) and re.match(r"^0x[0-9a-fA-F]+$", x)
+                 for x in addrs), "arena addresses are %r" % addrs)
+        need(len(set(addrs)) == len(addrs), "duplicate arena addresses")
+        print("  arenas: %d" % len(arenas))
+        if mi is not None and all(is_int(mi.get(k)) for k in FIGURES):
+            check_relations(mi, arenas, problems)
+
+    proc = snap.get("process")
+    if need(isinstance(proc, dict), "process is not an object"):
+        need(proc.get("threads") == ready["threads"],
+             "process.threads is %r, the target has %d threads"
+             % (proc.get("threads"), ready["threads"]))
+        need(is_int(proc.get("rss")) and proc["rss"] > 0,
+             "process.rss is %r" % proc.get("rss"))
+        if arenas and all(is_int(a.get("attached_threads"))
+                          for a in arenas):
+            att = sum(a["attached_threads"] for a in arenas)
+            need(att <= ready["threads"],
+                 "arenas have %d attached threads, the process %d"
+                 % (att, ready["threads"]))
+    pause = snap.get("pause_us")
+    need(is_int(pause) and pause >= 0, "pause_us is %r" % pause)
+    return problems
+
+
+def run(args):
+    target = Target(args.target, args.scenario)
+    try:
+        ready = target.wait_ready(120)
+        pid = target.pid
+        if ready["pid"] != pid:
+            raise Failure("target: ready line says pid %d, started %d"
+                          % (ready["pid"], pid))
+        print("target %s: pid %d api %s threads %d"
+              % (args.scenario, pid, ready["api"], ready["threads"]))
+        argv = heapinspect_argv(args.heapinspect, pid, args.debuginfo_path,
+                                args.extra_arg)
+        failed = []
+        for i in range(args.snapshots):
+            snap, elapsed, err = run_heapinspect(argv, 120)
+            print("snapshot %d/%d: %.3f s, pause_us %r"
+                  % (i + 1, args.snapshots, elapsed,
+                     snap.get("pause_us") if isinstance(snap, dict)
+                     else None))
+            if err:
+                print("  heapinspect stderr: %s" % err)
+            problems = check_snapshot(snap, ready, pid)
+            for p in problems:
+                print("  FAIL: %s" % p)
+            failed += ["snapshot %d: %s" % (i + 1, p) for p in problems]
+
+        if ready["api"] != "none":
+            again = target.report()
+            changed = [k for k in FIGURES if again[k] != ready[k]]
+            if changed:
+                failed.append("target figures changed after inspection: %s"
+                              % ", ".join("%s %d -> %d"
+                                          % (k, ready[k], again[k])
+                                          for k in changed))
+        target.check()
+        target.exit(30)
+        return failed
+    finally:
+        target.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--heapinspect", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--debuginfo-path")
+    ap.add_argument("--snapshots", type=int, default=1)
+    ap.add_argument("--extra-arg", action="append", default=[],
+                    help="passed to heapinspect; may be repeated")
+    args = ap.parse_args()
+    if args.snapshots < 1:
+        ap.error("--snapshots must be at least 1")
+
+    try:
+        failed = run(args)
+    except Failure as e:
+        failed = [str(e)]
+    except OSError as e:
+        failed = ["%s" % e]
+    if failed:
+        print("FAIL %s:" % args.scenario)
+        for f in failed:
+            print("  %s" % f)
+        return 1
+    print("PASS %s" % args.scenario)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

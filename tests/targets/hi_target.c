@@ -1,0 +1,773 @@
+/*
+ * hi_target - test target for heapinspect's live tests.
+ *
+ * Usage: hi_target SCENARIO
+ *
+ * Builds a known glibc heap state (see the scenario table at the bottom),
+ * asks glibc for its own figures with mallinfo2() (mallinfo() before glibc
+ * 2.33) and writes ONE line to fd 1:
+ *
+ *   ready pid=<pid> api=<mallinfo2|mallinfo> arena=<n> ordblks=<n>
+ *         smblks=<n> hblks=<n> hblkhd=<n> usmblks=<n> fsmblks=<n>
+ *         uordblks=<n> fordblks=<n> keepcost=<n> threads=<n>\n
+ *
+ * (a single line, wrapped here).  threads= is the number of live threads
+ * of the process (from /proc/self/status).  With api=mallinfo every field
+ * is the int that mallinfo() returned, printed as (unsigned int), i.e. the
+ * low 32 bits of the true figure.  The "busy" scenario prints only
+ * "ready pid=<pid> api=none threads=<n>\n": its figures are volatile.
+ *
+ * It then reads commands from fd 0, one per line:
+ *   report  measure again and write a new ready line
+ *   check   verify that every live block still holds its fill pattern;
+ *           replies "ok\n" or "bad <index>\n"
+ *   exit    (or EOF) exit with status 0 if the data is intact, 1 if not
+ * Anything else is answered with "error unknown command\n".
+ * Errors (usage, unknown scenario, allocation failure) go to fd 2 and exit
+ * with status 2.
+ *
+ * Nothing in this program uses stdio, and nothing allocates once the state
+ * is built: the heap cannot change between a report and the moment a tool
+ * inspects it.  Output is formatted into static buffers and written with
+ * write(2); the live blocks are remembered in a static table.  Only the
+ * "busy" workers keep calling malloc() and free() after the report.
+ *
+ * Any process may ptrace it (PR_SET_PTRACER_ANY), even under Yama's
+ * ptrace_scope = 1, where the tool, a sibling, could not otherwise attach.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
+#define HI_HAVE_MALLINFO2 1
+#endif
+
+/* Largest table any scenario needs (million: 1,000,000 + a few). */
+#define MAX_BLOCKS	(1000000 + 1024)
+
+#define NTHREADS	8		/* threads8, threads_exited */
+#define T_BLOCKS	2000		/* blocks built by each of them */
+#define T_STRIDE	(T_BLOCKS + 64)	/* table entries per thread */
+#define MIX_EXTRA	16		/* sorting mallocs of build_mixed() */
+
+#define BUSY_WORKERS	4
+#define BUSY_SLOTS	512
+
+struct block {
+	void *p;
+	size_t size;
+};
+
+/* Every live block; p == NULL for freed or unused entries. */
+static struct block blocks[MAX_BLOCKS];
+static size_t table_end;
+
+/* ---------------------------------------------------------------- */
+/* Output without stdio                                             */
+/* ---------------------------------------------------------------- */
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void write_str(int fd, const char *s)
+{
+	write_all(fd, s, strlen(s));
+}
+
+static void die(const char *what, const char *detail)
+{
+	write_str(2, "hi_target: ");
+	write_str(2, what);
+	if (detail) {
+		write_str(2, ": ");
+		write_str(2, detail);
+	}
+	write_str(2, "\n");
+	_exit(2);
+}
+
+/* Only the main thread formats output. */
+static char outbuf[1024];
+static size_t outlen;
+
+static void put_str(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > sizeof(outbuf) - outlen)
+		n = sizeof(outbuf) - outlen;
+	memcpy(outbuf + outlen, s, n);
+	outlen += n;
+}
+
+static void put_u(unsigned long long v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	tmp[--i] = '\0';
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put_str(tmp + i);
+}
+
+static void flush_out(void)
+{
+	write_all(1, outbuf, outlen);
+	outlen = 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* PRNG and fill patterns                                           */
+/* ---------------------------------------------------------------- */
+
+/* xorshift64*: fixed seeds make every scenario reproducible. */
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* A value in [lo, hi]. */
+static size_t rnd_range(uint64_t *s, size_t lo, size_t hi)
+{
+	return lo + (size_t)(rnd(s) % (uint64_t)(hi - lo + 1));
+}
+
+static uint64_t pattern_seed(size_t idx, size_t size)
+{
+	uint64_t x = (uint64_t)(idx + 1) * 0x9E3779B97F4A7C15ULL;
+
+	x ^= (uint64_t)size * 0xC2B2AE3D27D4EB4FULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/*
+ * Word k of a block holds seed + k * golden; the tail bytes hold bytes of
+ * the seed.  A shifted or duplicated copy does not verify.
+ */
+static void fill(void *p, size_t size, uint64_t seed)
+{
+	unsigned char *c = p;
+	size_t nw = size / 8, k;
+	uint64_t v = seed;
+
+	for (k = 0; k < nw; k++) {
+		memcpy(c + 8 * k, &v, 8);
+		v += 0x9E3779B97F4A7C15ULL;
+	}
+	for (k = nw * 8; k < size; k++)
+		c[k] = (unsigned char)(seed >> ((k & 7) * 8));
+}
+
+static int verify(const void *p, size_t size, uint64_t seed)
+{
+	const unsigned char *c = p;
+	size_t nw = size / 8, k;
+	uint64_t v = seed, w;
+
+	for (k = 0; k < nw; k++) {
+		memcpy(&w, c + 8 * k, 8);
+		if (w != v)
+			return 0;
+		v += 0x9E3779B97F4A7C15ULL;
+	}
+	for (k = nw * 8; k < size; k++)
+		if (c[k] != (unsigned char)(seed >> ((k & 7) * 8)))
+			return 0;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- */
+/* The block table                                                  */
+/* ---------------------------------------------------------------- */
+
+static void alloc_block(size_t idx, size_t size)
+{
+	void *p = malloc(size);
+
+	if (!p)
+		die("malloc failed", NULL);
+	fill(p, size, pattern_seed(idx, size));
+	blocks[idx].p = p;
+	blocks[idx].size = size;
+}
+
+static void free_block(size_t idx)
+{
+	free(blocks[idx].p);
+	blocks[idx].p = NULL;
+}
+
+static void set_table_end(size_t end)
+{
+	if (end > table_end)
+		table_end = end;
+}
+
+/* Index of the first corrupted block, or -1 if all are intact. */
+static long check_blocks(void)
+{
+	size_t i;
+
+	for (i = 0; i < table_end; i++) {
+		if (!blocks[i].p)
+			continue;
+		if (!verify(blocks[i].p, blocks[i].size,
+			    pattern_seed(i, blocks[i].size)))
+			return (long)i;
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- */
+/* Measuring                                                        */
+/* ---------------------------------------------------------------- */
+
+/* Live threads of this process, from /proc/self/status; 0 if unknown. */
+static unsigned long count_threads(void)
+{
+	static char buf[8192];
+	size_t len = 0;
+	unsigned long n = 0;
+	char *s;
+	int fd;
+
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (len < sizeof(buf) - 1) {
+		ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	s = strstr(buf, "\nThreads:");
+	if (!s)
+		return 0;
+	s += strlen("\nThreads:");
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while (*s >= '0' && *s <= '9')
+		n = n * 10 + (unsigned long)(*s++ - '0');
+	return n;
+}
+
+static void put_pid_prefix(void)
+{
+	put_str("ready pid=");
+	put_u((unsigned long long)getpid());
+}
+
+static void put_field(const char *name, unsigned long long v)
+{
+	put_str(" ");
+	put_str(name);
+	put_str("=");
+	put_u(v);
+}
+
+static void report(void)
+{
+#ifdef HI_HAVE_MALLINFO2
+	struct mallinfo2 mi = mallinfo2();
+#define FIG(x)	((unsigned long long)(x))
+#else
+	struct mallinfo mi = mallinfo();
+	/* int fields: report the low 32 bits, as unsigned. */
+#define FIG(x)	((unsigned long long)(unsigned int)(x))
+#endif
+
+	put_pid_prefix();
+#ifdef HI_HAVE_MALLINFO2
+	put_str(" api=mallinfo2");
+#else
+	put_str(" api=mallinfo");
+#endif
+	put_field("arena", FIG(mi.arena));
+	put_field("ordblks", FIG(mi.ordblks));
+	put_field("smblks", FIG(mi.smblks));
+	put_field("hblks", FIG(mi.hblks));
+	put_field("hblkhd", FIG(mi.hblkhd));
+	put_field("usmblks", FIG(mi.usmblks));
+	put_field("fsmblks", FIG(mi.fsmblks));
+	put_field("uordblks", FIG(mi.uordblks));
+	put_field("fordblks", FIG(mi.fordblks));
+	put_field("keepcost", FIG(mi.keepcost));
+#undef FIG
+	put_field("threads", count_threads());
+	put_str("\n");
+	flush_out();
+}
+
+/* ---------------------------------------------------------------- */
+/* Scenarios                                                        */
+/* ---------------------------------------------------------------- */
+
+/* 70 % 16..1024, 26 % 1 KiB..16 KiB, 4 % 16 KiB..100 KiB. */
+static size_t mixed_size(uint64_t *s)
+{
+	unsigned int pick = (unsigned int)(rnd(s) % 100);
+
+	if (pick < 70)
+		return rnd_range(s, 16, 1024);
+	if (pick < 96)
+		return rnd_range(s, 1024, 16 * 1024);
+	return rnd_range(s, 16 * 1024, 100 * 1024);
+}
+
+/*
+ * Leaves chunks in tcache, fastbins, the unsorted bin, small and large
+ * bins.  Uses table entries [base, base + n + MIX_EXTRA).
+ *
+ * 1. allocate n blocks;
+ * 2. free every third one: tcache takes 7 per size, the rest go to
+ *    fastbins or the unsorted bin;
+ * 3. malloc MIX_EXTRA blocks of large-bin sizes that no tcache bin
+ *    serves: the first one consolidates the fastbins, and each sorts up
+ *    to 10000 unsorted chunks into the small and large bins;
+ * 4. free every sixth block (next to a free one), large sizes first,
+ *    then the non-fast small ones, then the fastbin sizes last, so that
+ *    no later free of a chunk >= 64 KiB consolidates the fastbins again.
+ *    These stay in the unsorted bin and fastbins.
+ */
+static void build_mixed(size_t base, size_t n, uint64_t seed)
+{
+	static const size_t extra[MIX_EXTRA] = {
+		1100, 1500, 2222, 3000, 4100, 5555, 7000, 9999,
+		12345, 20000, 33333, 1234, 1777, 2900, 6100, 48000,
+	};
+	uint64_t s = seed;
+	size_t i, k;
+	int pass;
+
+	set_table_end(base + n + MIX_EXTRA);
+	for (i = 0; i < n; i++)
+		alloc_block(base + i, mixed_size(&s));
+	for (i = 0; i < n; i += 3)
+		free_block(base + i);
+	for (k = 0; k < MIX_EXTRA; k++)
+		alloc_block(base + n + k, extra[k]);
+	for (pass = 0; pass < 3; pass++) {
+		for (i = 1; i < n; i += 6) {
+			size_t sz = blocks[base + i].size;
+			int cls = sz > 1024 ? 0 : sz > 120 ? 1 : 2;
+
+			if (cls == pass)
+				free_block(base + i);
+		}
+	}
+}
+
+static void sc_fresh(void)
+{
+	/* Nothing: the report is the first thing that touches malloc. */
+}
+
+static void sc_small_frees(void)
+{
+	const size_t n = 20000;
+	uint64_t s = 0x5eed0001;
+	size_t i;
+
+	set_table_end(n);
+	for (i = 0; i < n; i++)
+		alloc_block(i, rnd_range(&s, 8, 120));
+	for (i = 0; i < n; i++)
+		if (rnd(&s) & 1)
+			free_block(i);
+}
+
+static void sc_mixed(void)
+{
+	build_mixed(0, 20000, 0x5eed0002);
+}
+
+static void sc_mmap_large(void)
+{
+	const size_t nlarge = 40, nsmall = 200;
+	uint64_t s = 0x5eed0003;
+	size_t i;
+
+	set_table_end(nlarge + nsmall);
+	for (i = 0; i < nlarge; i++)
+		alloc_block(i, rnd_range(&s, 200 * 1024, 4 * 1024 * 1024));
+	/* Raises glibc's dynamic mmap threshold; fine. */
+	for (i = 0; i < nlarge; i += 4)
+		free_block(i);
+	for (i = 0; i < nsmall; i++)
+		alloc_block(nlarge + i, rnd_range(&s, 16, 512));
+	for (i = 0; i < nsmall; i += 3)
+		free_block(nlarge + i);
+}
+
+static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
+static int nready;
+
+static void *threads8_main(void *arg)
+{
+	size_t t = (size_t)(uintptr_t)arg;
+
+	build_mixed(t * T_STRIDE, T_BLOCKS, 0x5eed0100 + t);
+	pthread_mutex_lock(&sync_mu);
+	nready++;
+	pthread_cond_broadcast(&sync_cv);
+	/* Block until the process exits. */
+	for (;;)
+		pthread_cond_wait(&sync_cv, &sync_mu);
+	return NULL;
+}
+
+static void start_thread(pthread_t *th, void *(*fn)(void *), size_t arg)
+{
+	int err = pthread_create(th, NULL, fn, (void *)(uintptr_t)arg);
+
+	if (err)
+		die("pthread_create failed", strerror(err));
+}
+
+static void sc_threads8(void)
+{
+	pthread_t th[NTHREADS];
+	size_t t;
+
+	set_table_end(NTHREADS * T_STRIDE);
+	for (t = 0; t < NTHREADS; t++)
+		start_thread(&th[t], threads8_main, t);
+	pthread_mutex_lock(&sync_mu);
+	while (nready < NTHREADS)
+		pthread_cond_wait(&sync_cv, &sync_mu);
+	pthread_mutex_unlock(&sync_mu);
+}
+
+static pthread_barrier_t exit_barrier;
+
+static void *threads_exited_main(void *arg)
+{
+	size_t t = (size_t)(uintptr_t)arg;
+
+	build_mixed(t * T_STRIDE, T_BLOCKS, 0x5eed0200 + t);
+	/*
+	 * Nobody exits before all have allocated: otherwise a later thread
+	 * would take over an exited one's arena from the free list.
+	 */
+	pthread_barrier_wait(&exit_barrier);
+	return NULL;
+}
+
+static void sc_threads_exited(void)
+{
+	pthread_t th[NTHREADS];
+	size_t t;
+	int err;
+
+	set_table_end(NTHREADS * T_STRIDE);
+	err = pthread_barrier_init(&exit_barrier, NULL, NTHREADS);
+	if (err)
+		die("pthread_barrier_init failed", strerror(err));
+	for (t = 0; t < NTHREADS; t++)
+		start_thread(&th[t], threads_exited_main, t);
+	for (t = 0; t < NTHREADS; t++) {
+		err = pthread_join(th[t], NULL);
+		if (err)
+			die("pthread_join failed", strerror(err));
+	}
+	pthread_barrier_destroy(&exit_barrier);
+}
+
+static void sc_trimmed(void)
+{
+	const size_t n = 50000;
+	uint64_t s = 0x5eed0004;
+	size_t i;
+
+	set_table_end(n);
+	for (i = 0; i < n; i++) {
+		if (rnd(&s) % 10 < 7)
+			alloc_block(i, rnd_range(&s, 16, 512));
+		else
+			alloc_block(i, rnd_range(&s, 512, 16 * 1024));
+	}
+	/* Keep 10 blocks spread over the heap. */
+	for (i = 0; i < n; i++)
+		if (i % 5000 != 4999)
+			free_block(i);
+	malloc_trim(0);
+}
+
+/*
+ * 1,000,000 blocks of 16..256 bytes.  Free every other block of the first
+ * half; 40 mallocs of a size nobody freed sort the unsorted bin (10000
+ * chunks per malloc) into the small bins; then free every other block of
+ * the second half, which stays in fastbins and the unsorted bin.
+ */
+static void sc_million(void)
+{
+	const size_t n = 1000000, nsort = 40;
+	uint64_t s = 0x5eed0005;
+	size_t i;
+
+	set_table_end(n + nsort);
+	for (i = 0; i < n; i++)
+		alloc_block(i, rnd_range(&s, 16, 256));
+	for (i = 0; i < n / 2; i += 2)
+		free_block(i);
+	for (i = 0; i < nsort; i++)
+		alloc_block(n + i, 600);
+	for (i = n / 2; i < n; i += 2)
+		free_block(i);
+}
+
+/* busy: workers that never stop changing the heap. */
+
+struct slot {
+	void *p;
+	size_t size;
+	uint64_t seed;
+};
+
+static atomic_int busy_stop;
+static atomic_int busy_started;
+static atomic_long busy_bad = -1;	/* first corrupted block, or -1 */
+
+static void busy_flag(long idx)
+{
+	long expect = -1;
+
+	atomic_compare_exchange_strong(&busy_bad, &expect, idx);
+}
+
+static void *busy_main(void *arg)
+{
+	size_t w = (size_t)(uintptr_t)arg;
+	struct slot slots[BUSY_SLOTS];
+	uint64_t s = 0x5eed0300 + w, gen = 0;
+	size_t k;
+
+	memset(slots, 0, sizeof(slots));
+	atomic_fetch_add(&busy_started, 1);
+	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
+		uint64_t r = rnd(&s);
+		struct slot *sl = &slots[r % BUSY_SLOTS];
+
+		if (sl->p) {
+			if (!verify(sl->p, sl->size, sl->seed))
+				busy_flag((long)(w * BUSY_SLOTS +
+						 (size_t)(sl - slots)));
+			free(sl->p);
+			sl->p = NULL;
+			continue;
+		}
+		r >>= 16;
+		if (r % 100 == 0)
+			sl->size = rnd_range(&s, 128 * 1024, 1024 * 1024);
+		else if (r % 10 == 0)
+			sl->size = rnd_range(&s, 1024, 64 * 1024);
+		else
+			sl->size = rnd_range(&s, 1, 1024);
+		sl->p = malloc(sl->size);
+		if (!sl->p)
+			die("malloc failed", NULL);
+		sl->seed = pattern_seed(w * BUSY_SLOTS + (size_t)(sl - slots),
+					sl->size) + gen++;
+		fill(sl->p, sl->size, sl->seed);
+	}
+	for (k = 0; k < BUSY_SLOTS; k++) {
+		if (!slots[k].p)
+			continue;
+		if (!verify(slots[k].p, slots[k].size, slots[k].seed))
+			busy_flag((long)(w * BUSY_SLOTS + k));
+		free(slots[k].p);
+	}
+	return NULL;
+}
+
+static pthread_t busy_th[BUSY_WORKERS];
+
+static void sc_busy(void)
+{
+	size_t t;
+
+	for (t = 0; t < BUSY_WORKERS; t++)
+		start_thread(&busy_th[t], busy_main, t);
+	while (atomic_load(&busy_started) < BUSY_WORKERS)
+		usleep(1000);
+}
+
+static void busy_report(void)
+{
+	put_pid_prefix();
+	put_str(" api=none");
+	put_field("threads", count_threads());
+	put_str("\n");
+	flush_out();
+}
+
+static void busy_stop_all(void)
+{
+	size_t t;
+
+	atomic_store(&busy_stop, 1);
+	for (t = 0; t < BUSY_WORKERS; t++)
+		pthread_join(busy_th[t], NULL);
+}
+
+static const struct scenario {
+	const char *name;
+	void (*build)(void);
+} scenarios[] = {
+	{ "fresh", sc_fresh },
+	{ "small_frees", sc_small_frees },
+	{ "mixed", sc_mixed },
+	{ "mmap_large", sc_mmap_large },
+	{ "threads8", sc_threads8 },
+	{ "threads_exited", sc_threads_exited },
+	{ "trimmed", sc_trimmed },
+	{ "million", sc_million },
+	{ "busy", sc_busy },
+};
+
+/* ---------------------------------------------------------------- */
+/* Command loop                                                     */
+/* ---------------------------------------------------------------- */
+
+static char inbuf[256];
+static size_t inlen;
+static int in_eof;
+
+/* Next line from fd 0 without its newline; 0 at EOF. */
+static int read_line(char *line, size_t cap)
+{
+	for (;;) {
+		char *nl = memchr(inbuf, '\n', inlen);
+		size_t n, take;
+		ssize_t r;
+
+		if (nl || inlen == sizeof(inbuf) || (in_eof && inlen)) {
+			/* An overlong line is cut into pieces. */
+			n = nl ? (size_t)(nl - inbuf) : inlen;
+			take = n < cap - 1 ? n : cap - 1;
+			memcpy(line, inbuf, take);
+			line[take] = '\0';
+			if (take && line[take - 1] == '\r')
+				line[take - 1] = '\0';
+			if (nl)
+				n++;
+			memmove(inbuf, inbuf + n, inlen - n);
+			inlen -= n;
+			return 1;
+		}
+		if (in_eof)
+			return 0;
+		r = read(0, inbuf + inlen, sizeof(inbuf) - inlen);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			in_eof = 1;
+		else
+			inlen += (size_t)r;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const struct scenario *sc = NULL;
+	char line[sizeof(inbuf) + 1];
+	size_t i;
+	int busy;
+	long bad;
+
+	if (argc != 2)
+		die("usage: hi_target SCENARIO", NULL);
+	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		if (!strcmp(argv[1], scenarios[i].name))
+			sc = &scenarios[i];
+	if (!sc)
+		die("unknown scenario", argv[1]);
+	busy = sc->build == sc_busy;
+	/* A vanished driver must not kill us in the middle of a write. */
+	signal(SIGPIPE, SIG_IGN);
+#ifdef PR_SET_PTRACER
+	/*
+	 * With Yama's ptrace_scope = 1 only ancestors may attach; the tool
+	 * is our sibling.  EINVAL without Yama: ignored.
+	 */
+	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+#endif
+
+	sc->build();
+	if (busy)
+		busy_report();
+	else
+		report();
+
+	while (read_line(line, sizeof(line))) {
+		if (!strcmp(line, "report")) {
+			if (busy)
+				busy_report();
+			else
+				report();
+		} else if (!strcmp(line, "check")) {
+			bad = busy ? atomic_load(&busy_bad) : check_blocks();
+			if (bad < 0) {
+				put_str("ok\n");
+			} else {
+				put_str("bad ");
+				put_u((unsigned long long)bad);
+				put_str("\n");
+			}
+			flush_out();
+		} else if (!strcmp(line, "exit")) {
+			break;
+		} else {
+			put_str("error unknown command\n");
+			flush_out();
+		}
+	}
+
+	if (busy) {
+		busy_stop_all();
+		bad = atomic_load(&busy_bad);
+	} else {
+		bad = check_blocks();
+	}
+	return bad < 0 ? 0 : 1;
+}

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The glibc walker over byte buffers: a heap built by hand in a buffer that
+ * stands for the target's memory, with the expected figures counted from
+ * what the test itself put there, then the same heap broken in the ways a
+ * corrupt or half-updated target can be.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptmalloc_priv.h"
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		checks++;                                                    \
+		if (!(cond)) {                                               \
+			failures++;                                          \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,        \
+				__LINE__, #cond);                            \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+		}                                                            \
+	} while (0)
+
+/* The fake target: one writable mapping at BASE. */
+#define BASE 0x55550000000ull
+#define MEMSZ (1u << 20)
+#define ARENA BASE            /* struct malloc_state */
+#define PAR (BASE + 0x2000)   /* struct malloc_par */
+#define HEAP (BASE + 0x10000) /* chunks */
+
+static unsigned char mem[MEMSZ];
+
+static int buf_read(void *arg, hi_addr_t addr, void *buf, size_t len)
+{
+	(void)arg;
+	if (addr < BASE || addr - BASE > MEMSZ || len > MEMSZ - (addr - BASE))
+		return -EFAULT;
+	memcpy(buf, mem + (addr - BASE), len);
+	return 0;
+}
+
+static struct hi_map the_map = {
+	.start = BASE, .end = BASE + MEMSZ, .prot = HI_PROT_R | HI_PROT_W,
+};
+static const struct hi_maps maps = { .v = &the_map, .n = 1 };
+static const struct hi_reader reader = { .read = buf_read };
+
+/*
+ * glibc 2.36's x86_64 layout, written down here from `ptype /o` in gdb, as
+ * the walker would otherwise get it from DWARF.
+ */
+static struct ptm_layout layout(int safe_linking)
+{
+	struct ptm_layout l = {
+		.state_size = 2200,
+		.mutex = { 0, 4, 0 },
+		.fastbins = { 16, 80, 10 },
+		.top = { 96, 8, 0 },
+		.bins = { 112, 2032, 254 },
+		.next = { 2160, 8, 0 },
+		.attached_threads = { 2176, 8, 0 },
+		.system_mem = { 2184, 8, 0 },
+		.max_system_mem = { 2192, 8, 0 },
+		.par_size = 136,
+		.n_mmaps = { 60, 4, 0 },
+		.mmapped_mem = { 80, 8, 0 },
+		.max_mmapped_mem = { 88, 8, 0 },
+		.c_size = { 8, 8, 0 },
+		.c_fd = { 16, 8, 0 },
+		.c_bk = { 24, 8, 0 },
+		.ptr_size = 8,
+		.safe_linking = safe_linking,
+	};
+	return l;
+}
+
+static void put64(hi_addr_t addr, uint64_t v)
+{
+	memcpy(mem + (addr - BASE), &v, 8);
+}
+
+static void put32(hi_addr_t addr, uint32_t v)
+{
+	memcpy(mem + (addr - BASE), &v, 4);
+}
+
+static hi_addr_t bin_at(const struct ptm_layout *l, unsigned i)
+{
+	return ARENA + l->bins.off + (i - 1) * 16 - l->c_fd.off;
+}
+
+/* What the test put in the heap, counted as it goes. */
+struct expect {
+	uint64_t fast_chunks, fast_bytes, bin_chunks, bin_bytes, top;
+};
+
+static hi_addr_t next_chunk;
+
+static hi_addr_t new_chunk(uint64_t size)
+{
+	hi_addr_t p = next_chunk;
+
+	put64(p + 8, size | 1); /* PREV_INUSE must not leak into sizes */
+	next_chunk += size;
+	return p;
+}
+
+static void push_fast(const struct ptm_layout *l, unsigned idx, uint64_t size,
+		      struct expect *e)
+{
+	hi_addr_t head_at = ARENA + l->fastbins.off + idx * 8, p, old;
+
+	memcpy(&old, mem + (head_at - BASE), 8);
+	p = new_chunk(size);
+	/* PROTECT_PTR (pos, ptr): ((size_t) pos >> 12) ^ ptr */
+	put64(p + 16, l->safe_linking ? ((p + 16) >> 12) ^ old : old);
+	put64(head_at, p);
+	e->fast_chunks++;
+	e->fast_bytes += size;
+}
+
+/* Link a chunk at the front of bin i (as unlink/insert in malloc.c). */
+static void push_bin(const struct ptm_layout *l, unsigned i, uint64_t size,
+		     struct expect *e)
+{
+	hi_addr_t b = bin_at(l, i), p, fwd;
+
+	memcpy(&fwd, mem + (b + 16 - BASE), 8);
+	p = new_chunk(size);
+	put64(p + 16, fwd);
+	put64(p + 24, b);
+	put64(fwd + 24, p);
+	put64(b + 16, p);
+	e->bin_chunks++;
+	e->bin_bytes += size;
+}
+
+static void build(const struct ptm_layout *l, struct expect *e)
+{
+	hi_addr_t top;
+
+	memset(mem, 0, sizeof(mem));
+	memset(e, 0, sizeof(*e));
+	next_chunk = HEAP;
+	put64(ARENA + l->next.off, ARENA);
+	put64(ARENA + l->attached_threads.off, 1);
+	for (unsigned i = 1; i < 128; i++) {
+		put64(bin_at(l, i) + 16, bin_at(l, i));
+		put64(bin_at(l, i) + 24, bin_at(l, i));
+	}
+	for (unsigned k = 0; k < 5; k++)
+		push_fast(l, 0, 32, e);
+	for (unsigned k = 0; k < 3; k++)
+		push_fast(l, 3, 80, e);
+	push_bin(l, 1, 4000, e);   /* unsorted: any size */
+	push_bin(l, 1, 48, e);
+	push_bin(l, 10, 160, e);   /* small bin 10 holds 160-byte chunks */
+	push_bin(l, 10, 160, e);
+	push_bin(l, 64, 1024, e);  /* first large bin: 1024..1087 */
+	push_bin(l, 64, 1072, e);
+	push_bin(l, 118, 32768, e); /* 110 + (32768 >> 12) */
+	top = new_chunk(0x8000);
+	e->top = 0x8000;
+	put64(ARENA + l->top.off, top);
+	put64(ARENA + l->system_mem.off, next_chunk - HEAP);
+	put64(ARENA + l->max_system_mem.off, next_chunk - HEAP);
+	put32(PAR + l->n_mmaps.off, 3);
+	put64(PAR + l->mmapped_mem.off, 3 * 0x21000);
+	put64(PAR + l->max_mmapped_mem.off, 5 * 0x21000);
+}
+
+static int walk(const struct ptm_layout *l, struct hi_heap *h)
+{
+	struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
+
+	return ptm_read_heap(l, &w, &reader, &maps, 1, h);
+}
+
+static void test_good(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	struct hi_heap h;
+	struct expect e;
+	uint64_t sys, avail;
+	int ret;
+
+	CHECK(ptm_layout_check(&l) == 0, "layout rejected");
+	build(&l, &e);
+	ret = walk(&l, &h);
+	CHECK(ret == 0, "walk returned %d", ret);
+	CHECK(h.complete, "incomplete: %s", h.narenas ? h.arenas[0].why : "");
+	if (ret || !h.complete)
+		goto out;
+	sys = next_chunk - HEAP;
+	avail = e.top + e.fast_bytes + e.bin_bytes;
+	CHECK(h.narenas == 1, "%zu arenas", h.narenas);
+	CHECK(h.mi.arena == sys, "arena %" PRIu64, h.mi.arena);
+	CHECK(h.mi.ordblks == 1 + e.bin_chunks, "ordblks %" PRIu64,
+	      h.mi.ordblks);
+	CHECK(h.mi.smblks == e.fast_chunks, "smblks %" PRIu64, h.mi.smblks);
+	CHECK(h.mi.fsmblks == e.fast_bytes, "fsmblks %" PRIu64, h.mi.fsmblks);
+	CHECK(h.mi.fordblks == avail, "fordblks %" PRIu64, h.mi.fordblks);
+	CHECK(h.mi.uordblks == sys - avail, "uordblks %" PRIu64,
+	      h.mi.uordblks);
+	CHECK(h.mi.keepcost == e.top, "keepcost %" PRIu64, h.mi.keepcost);
+	CHECK(h.mi.hblks == 3, "hblks %" PRIu64, h.mi.hblks);
+	CHECK(h.mi.hblkhd == 3 * 0x21000, "hblkhd %" PRIu64, h.mi.hblkhd);
+	CHECK(h.mi.usmblks == 0, "usmblks %" PRIu64, h.mi.usmblks);
+	CHECK(h.arenas[0].is_main && h.arenas[0].attached_threads == 1,
+	      "main arena");
+out:
+	hi_heap_free(&h);
+}
+
+/* Break the heap with fn, walk, and expect a corrupt arena at addr. */
+static void expect_corrupt(const char *what, void (*fn)(struct ptm_layout *),
+			   int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	struct hi_heap h;
+	struct expect e;
+	int ret;
+
+	build(&l, &e);
+	fn(&l);
+	ret = walk(&l, &h);
+	if (ret == -HI_E_CORRUPT) {
+		checks++; /* the ring itself: refused as a whole */
+		return;
+	}
+	CHECK(ret == 0, "%s: walk returned %d", what, ret);
+	if (ret)
+		return;
+	CHECK(!h.complete, "%s: reported as complete", what);
+	CHECK(h.narenas >= 1 && h.arenas[0].status == -HI_E_CORRUPT,
+	      "%s: arena status %d", what,
+	      h.narenas ? h.arenas[0].status : 0);
+	if (h.narenas)
+		CHECK(h.arenas[0].why[0] != '\0', "%s: no reason", what);
+	hi_heap_free(&h);
+}
+
+static hi_addr_t fast_head(struct ptm_layout *l, unsigned idx)
+{
+	hi_addr_t p;
+
+	memcpy(&p, mem + (ARENA + l->fastbins.off + idx * 8 - BASE), 8);
+	return p;
+}
+
+static void fast_cycle(struct ptm_layout *l)
+{
+	hi_addr_t p = fast_head(l, 0);
+
+	/* The head chunk's fd points back at itself. */
+	put64(p + 16, l->safe_linking ? ((p + 16) >> 12) ^ p : p);
+}
+
+static void fast_unmapped(struct ptm_layout *l)
+{
+	hi_addr_t p = fast_head(l, 0);
+	hi_addr_t bad = 0x10000000ull;
+
+	put64(p + 16, l->safe_linking ? ((p + 16) >> 12) ^ bad : bad);
+}
+
+static void fast_misaligned(struct ptm_layout *l)
+{
+	put64(ARENA + l->fastbins.off, fast_head(l, 0) + 8);
+}
+
+static void fast_wrong_size(struct ptm_layout *l)
+{
+	put64(fast_head(l, 3) + 8, 0x200 | 1);
+}
+
+static void bin_huge_size(struct ptm_layout *l)
+{
+	hi_addr_t p;
+
+	memcpy(&p, mem + (bin_at(l, 1) + 24 - BASE), 8);
+	put64(p + 8, 0x7fffffffffff0ull);
+}
+
+static void bin_cycle_off_head(struct ptm_layout *l)
+{
+	hi_addr_t first, second;
+
+	/* last(b) -> x -> x: a loop that never reaches the bin head. */
+	memcpy(&first, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	memcpy(&second, mem + (first + 24 - BASE), 8);
+	put64(second + 24, first);
+}
+
+static void bin_null(struct ptm_layout *l)
+{
+	hi_addr_t p;
+
+	memcpy(&p, mem + (bin_at(l, 64) + 24 - BASE), 8);
+	put64(p + 24, 0);
+}
+
+static void ring_open(struct ptm_layout *l)
+{
+	put64(ARENA + l->next.off, BASE + MEMSZ + 0x1000);
+}
+
+static void ring_rho(struct ptm_layout *l)
+{
+	/* main -> A -> A: a ring that never comes back to main_arena. */
+	hi_addr_t a = BASE + 0x4000;
+
+	memcpy(mem + (a - BASE), mem, l->state_size);
+	put64(ARENA + l->next.off, a);
+	put64(a + l->next.off, a);
+}
+
+static void top_outside(struct ptm_layout *l)
+{
+	put64(ARENA + l->top.off, BASE + MEMSZ - 0x10);
+}
+
+static void free_exceeds_system(struct ptm_layout *l)
+{
+	put64(ARENA + l->system_mem.off, 0x100);
+}
+
+static void test_busy(void)
+{
+	struct ptm_layout l = layout(1);
+	struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
+	struct hi_heap h;
+	struct expect e;
+	int ret;
+
+	build(&l, &e);
+	CHECK(ptm_busy(&l, &w, &reader, &maps) == 0, "idle arena is busy");
+	put32(ARENA + l.mutex.off, 1);
+	CHECK(ptm_busy(&l, &w, &reader, &maps) == 1, "held lock not seen");
+	ret = ptm_read_heap(&l, &w, &reader, &maps, 1, &h);
+	CHECK(ret == 0 && !h.complete && h.arenas[0].status == -HI_E_BUSY,
+	      "locked arena was walked");
+	hi_heap_free(&h);
+}
+
+static void test_uninitialised(void)
+{
+	struct ptm_layout l = layout(1);
+	struct hi_heap h;
+	int ret;
+
+	/* main_arena before ptmalloc_init: only next and the counters. */
+	memset(mem, 0, sizeof(mem));
+	put64(ARENA + l.next.off, ARENA);
+	ret = walk(&l, &h);
+	CHECK(ret == 0 && h.complete, "uninitialised arena: %d", ret);
+	/* What mallinfo2 returns right after its own ptmalloc_init. */
+	CHECK(h.mi.ordblks == 1 && h.mi.arena == 0 && h.mi.fordblks == 0,
+	      "uninitialised figures");
+	hi_heap_free(&h);
+}
+
+static void test_layout_check(void)
+{
+	struct ptm_layout l = layout(1);
+
+	l.bins.off = l.state_size;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "bins outside struct");
+	l = layout(1);
+	l.c_fd.off = 24;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "fd not after size");
+	l = layout(1);
+	l.mutex.size = 3;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "odd mutex size");
+}
+
+int main(void)
+{
+	for (int sl = 0; sl <= 1; sl++) {
+		test_good(sl);
+		expect_corrupt("fastbin cycle", fast_cycle, sl);
+		expect_corrupt("fastbin unmapped", fast_unmapped, sl);
+		expect_corrupt("fastbin misaligned", fast_misaligned, sl);
+		expect_corrupt("fastbin wrong size", fast_wrong_size, sl);
+		expect_corrupt("huge size", bin_huge_size, sl);
+		expect_corrupt("bin loop", bin_cycle_off_head, sl);
+		expect_corrupt("bin null link", bin_null, sl);
+		expect_corrupt("ring open", ring_open, sl);
+		expect_corrupt("ring rho", ring_rho, sl);
+		expect_corrupt("top outside", top_outside, sl);
+		expect_corrupt("free > system", free_exceeds_system, sl);
+	}
+	test_busy();
+	test_uninitialised();
+	test_layout_check();
+	printf("%d passed, %d failed\n", checks - failures, failures);
+	return failures ? 1 : 0;
+}
