@@ -70,6 +70,17 @@ static void errmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* strerror's text in git's style: lower case first. */
+static const char *lower(const char *msg)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", msg);
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
 static int read_int_file(const char *path, int *v)
 {
 	FILE *f = fopen(path, "re");
@@ -115,7 +126,7 @@ static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 	else if (geteuid() != 0)
 		fprintf(stderr, "  heapinspect needs ptrace permission: run as "
 			"root or with CAP_SYS_PTRACE\n");
-	fprintf(stderr, "  in a container, the container also needs "
+	fprintf(stderr, "  in a container, the container itself needs "
 		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
 }
 
@@ -132,7 +143,7 @@ static int report_error(const struct hi_snapshot_opts *o,
 	case -EPERM:
 	case -EACCES:
 		errmsg("cannot attach to pid %d: %s", pid,
-		       strerror(-err->code));
+		       lower(strerror(-err->code)));
 		permission_hints(o->pid, err);
 		break;
 	case -HI_E_ZOMBIE:
@@ -303,7 +314,7 @@ int main(int argc, char **argv)
 	else
 		hi_print_text(stdout, &s, exact);
 	if (fflush(stdout) != 0 || ret) {
-		errmsg("cannot write the report: %s", strerror(errno));
+		errmsg("cannot write the report: %s", lower(strerror(errno)));
 		hi_snapshot_free(&s);
 		return EXIT_FAILED;
 	}

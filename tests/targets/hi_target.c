@@ -16,11 +16,15 @@
  * is the int that mallinfo() returned, printed as (unsigned int), i.e. the
  * low 32 bits of the true figure.  The "busy" scenario prints only
  * "ready pid=<pid> api=none threads=<n>\n": its figures are volatile.
+ * So does "locked" until it is sent "release": a thread of it is then
+ * blocked inside glibc's malloc_stats(), which holds main_arena's lock while
+ * it writes to a full pipe, so that glibc's own mallinfo2() would block.
  *
  * It then reads commands from fd 0, one per line:
  *   report  measure again and write a new ready line
  *   check   verify that every live block still holds its fill pattern;
  *           replies "ok\n" or "bad <index>\n"
+ *   release ("locked" only) let malloc_stats() finish, then report
  *   exit    (or EOF) exit with status 0 if the data is intact, 1 if not
  * Anything else is answered with "error unknown command\n".
  * Errors (usage, unknown scenario, allocation failure) go to fd 2 and exit
@@ -48,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
@@ -650,6 +655,108 @@ static void busy_stop_all(void)
 		pthread_join(busy_th[t], NULL);
 }
 
+/*
+ * locked: glibc's malloc_stats() (malloc.c, 2.31 to 2.41) takes each
+ * arena's mutex and calls fprintf (stderr, ...) before letting it go.  With
+ * stderr on a pipe that is already full, the first write blocks, and the
+ * thread sits in write(2) holding main_arena's lock for as long as the pipe
+ * stays full: the state a tool must not read as if it were consistent.
+ */
+static int lock_pipe[2] = { -1, -1 };
+static int saved_stderr = -1;
+static pthread_t locker_th;
+static atomic_int locker_done;
+static atomic_int locker_tid;
+static int locked_state;
+
+static void *locker_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&locker_tid, (int)syscall(SYS_gettid));
+	malloc_stats();
+	atomic_store(&locker_done, 1);
+	return NULL;
+}
+
+/* The state letter of one of our threads, from /proc/self/task/TID/stat. */
+static char thread_state(int tid)
+{
+	char path[64] = "/proc/self/task/", buf[512], *p;
+	size_t len = strlen(path);
+	ssize_t n;
+	int fd, i = 0;
+	char digits[16];
+
+	do {
+		digits[i++] = (char)('0' + tid % 10);
+		tid /= 10;
+	} while (tid);
+	while (i)
+		path[len++] = digits[--i];
+	memcpy(path + len, "/stat", 6);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+static void sc_locked(void)
+{
+	int fl, waited = 0;
+
+	build_mixed(0, 2000, 0x10c4ed);
+	if (pipe(lock_pipe) != 0)
+		die("pipe failed", NULL);
+	fl = fcntl(lock_pipe[1], F_GETFL);
+	fcntl(lock_pipe[1], F_SETFL, fl | O_NONBLOCK);
+	for (;;) {
+		static const char junk[4096];
+
+		if (write(lock_pipe[1], junk, sizeof(junk)) < 0)
+			break;
+	}
+	for (;;) {
+		if (write(lock_pipe[1], "x", 1) < 0)
+			break;
+	}
+	fcntl(lock_pipe[1], F_SETFL, fl);
+	saved_stderr = dup(2);
+	dup2(lock_pipe[1], 2);
+	start_thread(&locker_th, locker_main, 0);
+	/* Wait until the locker sleeps in write(2), the lock taken. */
+	while (!atomic_load(&locker_tid) ||
+	       thread_state(atomic_load(&locker_tid)) != 'S') {
+		usleep(1000);
+		if (++waited > 10000)
+			die("malloc_stats did not block", NULL);
+	}
+	locked_state = 1;
+}
+
+static void locked_release(void)
+{
+	char buf[4096];
+	int fl = fcntl(lock_pipe[0], F_GETFL);
+
+	fcntl(lock_pipe[0], F_SETFL, fl | O_NONBLOCK);
+	while (!atomic_load(&locker_done)) {
+		if (read(lock_pipe[0], buf, sizeof(buf)) <= 0)
+			usleep(1000);
+	}
+	pthread_join(locker_th, NULL);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	close(lock_pipe[0]);
+	close(lock_pipe[1]);
+	locked_state = 0;
+}
+
 static const struct scenario {
 	const char *name;
 	void (*build)(void);
@@ -663,6 +770,7 @@ static const struct scenario {
 	{ "trimmed", sc_trimmed },
 	{ "million", sc_million },
 	{ "busy", sc_busy },
+	{ "locked", sc_locked },
 };
 
 /* ---------------------------------------------------------------- */
@@ -734,14 +842,17 @@ int main(int argc, char **argv)
 #endif
 
 	sc->build();
-	if (busy)
+	if (busy || locked_state)
 		busy_report();
 	else
 		report();
 
 	while (read_line(line, sizeof(line))) {
-		if (!strcmp(line, "report")) {
-			if (busy)
+		if (!strcmp(line, "release") && locked_state) {
+			locked_release();
+			report();
+		} else if (!strcmp(line, "report")) {
+			if (busy || locked_state)
 				busy_report();
 			else
 				report();

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: install (as root), build with
+# warnings as errors, make the glibc 2.31 and 2.41 sysroots, run every test;
+# then build again with AddressSanitizer and UndefinedBehaviorSanitizer and
+# run every test once more.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ $(id -u) -eq 0 ]]; then
+	bash tests/setup-debian.sh
+fi
+jobs=$(nproc)
+
+for suite in bullseye trixie; do
+	bash tests/glibc/make-sysroot.sh "$suite" "$PWD/build/sysroots/$suite"
+done
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHI_WERROR=ON \
+	-DHI_REQUIRE_SYSROOTS=ON -DHI_SYSROOTS="$PWD/build/sysroots"
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHI_WERROR=ON \
+	-DHI_SANITIZE=ON -DHI_REQUIRE_SYSROOTS=ON \
+	-DHI_SYSROOTS="$PWD/build/sysroots"
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --output-on-failure -j"$jobs")

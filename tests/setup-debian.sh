@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what heapinspect needs to build and to run its tests on Debian 12
+# (as root): the compiler and CMake, elfutils and jansson, glibc's debug
+# information (libc6-dbg, matching the installed libc6), and the tools the
+# tests drive.  Safe to run again.
+set -euo pipefail
+if [[ $(id -u) -ne 0 ]]; then
+	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+	build-essential cmake pkg-config \
+	libdw-dev libelf-dev libjansson-dev \
+	libc6-dbg \
+	python3 util-linux libjemalloc2 \
+	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring
