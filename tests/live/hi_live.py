@@ -138,8 +138,9 @@ def heapinspect_argv(binary, pid, debuginfo_path=None, extra_args=()):
     return argv + list(extra_args)
 
 
-def run_heapinspect(argv, timeout=120):
-    """Run heapinspect, require exit status 0, return its parsed JSON."""
+def run_heapinspect(argv, timeout=120, ok_codes=(0,)):
+    """Run heapinspect, require an exit status in ok_codes (0: complete;
+    1: printed, some arena busy or corrupt), return its parsed JSON."""
     t0 = time.monotonic()
     try:
         res = subprocess.run(argv, stdin=subprocess.DEVNULL,
@@ -149,7 +150,7 @@ def run_heapinspect(argv, timeout=120):
             from None
     elapsed = time.monotonic() - t0
     err = res.stderr.decode("utf-8", "replace").strip()
-    if res.returncode != 0:
+    if res.returncode not in ok_codes:
         raise Failure("heapinspect: exit status %d\n  argv: %s\n  stderr: %s"
                       % (res.returncode, " ".join(argv), err or "(empty)"))
     try:

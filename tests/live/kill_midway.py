@@ -60,17 +60,24 @@ def run(args):
             try:
                 time.sleep(delay)
                 if hi.poll() is None:
-                    hi.send_signal(signal.SIGKILL)
+                    hi.send_signal(args.sig)
                     killed += 1
                 else:
                     finished += 1
+                # SIGINT and SIGTERM must make heapinspect let go and end.
+                try:
+                    hi.wait(30)
+                except subprocess.TimeoutExpired:
+                    raise Failure("round %d: heapinspect still runs 30 s "
+                                  "after signal %d" % (i + 1, args.sig)) \
+                        from None
             finally:
                 if hi.poll() is None:
                     hi.kill()
                 status = hi.wait()
             print("round %2d: delay %5.2f ms, heapinspect %s"
                   % (i + 1, delay * 1000,
-                     "killed" if status == -signal.SIGKILL
+                     "killed" if status == -args.sig
                      else "exited %d" % status))
             if target.proc.poll() is not None:
                 raise Failure("round %d: target died, status %d"
@@ -104,11 +111,14 @@ def main():
     ap.add_argument("--target", required=True)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--max-delay-ms", type=float, default=5.0)
+    ap.add_argument("--signal", default="KILL",
+                    help="KILL, INT or TERM: what heapinspect is sent")
     ap.add_argument("--seed", type=int, default=None,
                     help="seed of the random delays (default: random)")
     ap.add_argument("--extra-arg", action="append", default=[],
                     help="passed to heapinspect; may be repeated")
     args = ap.parse_args()
+    args.sig = int(getattr(signal, "SIG" + args.signal))
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
     print("seed %d" % args.seed)
