@@ -218,6 +218,13 @@ void hi_target_init(struct hi_target *t, pid_t pid)
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
 	t->mem_fd = -1;
+	/*
+	 * Kernels built without CONFIG_CROSS_MEMORY_ATTACH have no
+	 * process_vm_readv; the tests force the /proc/PID/mem path with this
+	 * to prove it gives the same figures.
+	 */
+	if (getenv("HEAPINSPECT_READ_PROC_MEM"))
+		t->vm_readv_broken = 1;
 }
 
 void hi_target_fini(struct hi_target *t)

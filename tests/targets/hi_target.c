@@ -637,6 +637,60 @@ static void sc_busy(void)
 		usleep(1000);
 }
 
+/*
+ * churn: threads that keep creating short-lived threads, each of which
+ * allocates, checks and frees a few blocks and exits, so that threads come
+ * and go while a tool stops the process.  Reports like busy.
+ */
+static void *churn_child(void *arg)
+{
+	size_t w = (size_t)(uintptr_t)arg;
+	uint64_t s = 0xc4u + w;
+	void *p[8];
+	size_t sz[8];
+	int k;
+
+	for (k = 0; k < 8; k++) {
+		sz[k] = rnd_range(&s, 16, 4096);
+		p[k] = malloc(sz[k]);
+		if (!p[k])
+			die("malloc failed", NULL);
+		fill(p[k], sz[k], w + (uint64_t)k);
+	}
+	for (k = 0; k < 8; k++) {
+		if (!verify(p[k], sz[k], w + (uint64_t)k))
+			busy_flag((long)k);
+		free(p[k]);
+	}
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+
+	atomic_fetch_add(&busy_started, 1);
+	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, churn_child,
+				   (void *)(uintptr_t)n++) != 0)
+			die("pthread_create failed", NULL);
+		pthread_join(th, NULL);
+	}
+	return NULL;
+}
+
+static void sc_churn(void)
+{
+	size_t t;
+
+	for (t = 0; t < BUSY_WORKERS; t++)
+		start_thread(&busy_th[t], churn_main, t * 1000000);
+	while (atomic_load(&busy_started) < BUSY_WORKERS)
+		usleep(1000);
+}
+
 static void busy_report(void)
 {
 	put_pid_prefix();
@@ -771,6 +825,7 @@ static const struct scenario {
 	{ "million", sc_million },
 	{ "busy", sc_busy },
 	{ "locked", sc_locked },
+	{ "churn", sc_churn },
 };
 
 /* ---------------------------------------------------------------- */
@@ -830,7 +885,7 @@ int main(int argc, char **argv)
 			sc = &scenarios[i];
 	if (!sc)
 		die("unknown scenario", argv[1]);
-	busy = sc->build == sc_busy;
+	busy = sc->build == sc_busy || sc->build == sc_churn;
 	/* A vanished driver must not kill us in the middle of a write. */
 	signal(SIGPIPE, SIG_IGN);
 #ifdef PR_SET_PTRACER
