@@ -189,6 +189,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ret = hi_proc_maps(o->pid, &maps);
 		if (ret)
 			goto out_resume;
+		t.maps = &maps;
 		busy = ops->busy(&ctx);
 		if (busy < 0 && busy != -HI_E_CORRUPT) {
 			ret = busy;

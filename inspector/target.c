@@ -519,6 +519,17 @@ static int raw_read(struct hi_target *t, hi_addr_t addr, void *buf,
 	return -errno;
 }
 
+static struct hi_block *block_of(struct hi_target *t, hi_addr_t base)
+{
+	return &t->cache[(base >> BLOCK_SHIFT) % t->cache_slots];
+}
+
+static int block_valid(struct hi_target *t, struct hi_block *b,
+		       hi_addr_t base)
+{
+	return b->data && b->base == base && b->generation == t->generation;
+}
+
 static int cached_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 {
 	struct hi_target *t = arg;
@@ -540,9 +551,8 @@ static int cached_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 
 		if (n > len)
 			n = len;
-		b = &t->cache[(base >> BLOCK_SHIFT) % t->cache_slots];
-		if (!b->data || b->base != base ||
-		    b->generation != t->generation) {
+		b = block_of(t, base);
+		if (!block_valid(t, b, base)) {
 			if (!b->data)
 				b->data = malloc(BLOCK_SIZE);
 			if (!b->data)
@@ -571,9 +581,95 @@ next:
 	return 0;
 }
 
+static int is_cached(void *arg, hi_addr_t addr, size_t len)
+{
+	struct hi_target *t = arg;
+	hi_addr_t base = addr & ~(hi_addr_t)(BLOCK_SIZE - 1);
+
+	if (!t->cache || addr + len - base > BLOCK_SIZE)
+		return 0;
+	return block_valid(t, block_of(t, base), base);
+}
+
+/*
+ * Fetch the blocks around addrs that are not cached yet, up to IOV_MAX of
+ * them in one process_vm_readv (it takes many ranges per call), and, when a
+ * direction is given, READAHEAD more blocks from addrs[0] on that way,
+ * within its mapping.  Blocks are pages, so none straddles two mappings.  A
+ * range that fails ends the call early: the blocks after it are just not
+ * cached, and their reads go one by one and report the error.
+ */
+#define PREFETCH_MAX 1024 /* UIO_MAXIOV */
+#define READAHEAD 15
+
+static void prefetch(void *arg, const hi_addr_t *addrs, size_t n, int dir)
+{
+	struct hi_target *t = arg;
+	struct iovec local[PREFETCH_MAX], remote[PREFETCH_MAX];
+	struct hi_block *blk[PREFETCH_MAX];
+	hi_addr_t bases[PREFETCH_MAX];
+	size_t k = 0, nb = 0;
+	ssize_t got;
+
+	if (!t->cache || t->vm_readv_broken || !n)
+		return;
+	for (size_t i = 0; i < n && nb < PREFETCH_MAX; i++)
+		bases[nb++] = addrs[i] & ~(hi_addr_t)(BLOCK_SIZE - 1);
+	if (dir && t->maps) {
+		const struct hi_map *m = hi_maps_find(t->maps, addrs[0]);
+		hi_addr_t b = bases[0];
+
+		for (int i = 0; m && i < READAHEAD && nb < PREFETCH_MAX; i++) {
+			if (dir > 0 ? b + 2 * BLOCK_SIZE > m->end
+				    : b < m->start + BLOCK_SIZE)
+				break;
+			b = dir > 0 ? b + BLOCK_SIZE : b - BLOCK_SIZE;
+			bases[nb++] = b;
+		}
+	}
+	for (size_t i = 0; i < nb; i++) {
+		hi_addr_t base = bases[i];
+		struct hi_block *b = block_of(t, base);
+
+		if (block_valid(t, b, base))
+			continue;
+		/* Two addresses in one block, or two blocks on one slot. */
+		for (size_t j = 0; j < k; j++) {
+			if (blk[j] == b)
+				goto next;
+		}
+		if (!b->data && !(b->data = malloc(BLOCK_SIZE)))
+			return;
+		b->generation = 0;
+		b->base = base;
+		blk[k] = b;
+		local[k].iov_base = b->data;
+		local[k].iov_len = BLOCK_SIZE;
+		remote[k].iov_base = (void *)(uintptr_t)base;
+		remote[k].iov_len = BLOCK_SIZE;
+		k++;
+next:;
+	}
+	if (!k)
+		return;
+	t->reads++;
+	got = process_vm_readv(t->pid, local, k, remote, k, 0);
+	for (size_t j = 0; got > 0 && j < k; j++) {
+		if ((size_t)got < BLOCK_SIZE)
+			break;
+		blk[j]->generation = t->generation;
+		got -= BLOCK_SIZE;
+	}
+}
+
 struct hi_reader hi_target_reader(struct hi_target *t)
 {
-	struct hi_reader r = { .read = cached_read, .arg = t };
+	struct hi_reader r = {
+		.read = cached_read,
+		.cached = is_cached,
+		.prefetch = prefetch,
+		.arg = t,
+	};
 
 	return r;
 }

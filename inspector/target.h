@@ -39,6 +39,7 @@ struct hi_target {
 	uint64_t pause_max_us;
 	uint64_t pause_total_us;
 	uint64_t reads;       /* system calls made to read memory */
+	const struct hi_maps *maps; /* of the current stop, for read-ahead */
 };
 
 /* Facts about a process from /proc/PID/stat and /proc/PID/status. */

@@ -60,6 +60,17 @@ const char *hi_strerror(int err);
  */
 struct hi_reader {
 	int (*read)(void *arg, hi_addr_t addr, void *buf, size_t len);
+	/*
+	 * Optional, both or neither.  cached() says whether [addr, addr +
+	 * len) is at hand without a system call.  prefetch() is a hint that
+	 * the bytes around these addresses will be read soon, so that they
+	 * can be fetched together, and that reading goes on from addrs[0]
+	 * upwards (dir 1) or downwards (dir -1); it may ignore any of them
+	 * and reports no error (a later read does).
+	 */
+	int (*cached)(void *arg, hi_addr_t addr, size_t len);
+	void (*prefetch)(void *arg, const hi_addr_t *addrs, size_t n,
+			 int dir);
 	void *arg;
 };
 

@@ -212,28 +212,57 @@ struct chunk {
 };
 
 /*
+ * One free list being walked: a fastbin (singly linked through fd, ends at
+ * NULL) or a bin (doubly linked, walked through bk from last (b) back to the
+ * bin's own header b, as int_mallinfo does).
+ */
+struct cursor {
+	hi_addr_t p;    /* the chunk to read next */
+	hi_addr_t end;  /* 0 for a fastbin, the bin header b for a bin */
+	unsigned idx;
+	int fast;
+	int dir;        /* +1 the list climbs, -1 it descends, 0 not known */
+	uint64_t stride; /* distance of its last step */
+	uint64_t n;
+	struct cycle cyc;
+};
+
+/* The list's name, for messages only: made when an error needs it. */
+static const char *list_name(const struct cursor *c, char *buf, size_t size)
+{
+	if (c->fast)
+		snprintf(buf, size, "fastbin %u", c->idx);
+	else if (c->idx == 1)
+		snprintf(buf, size, "unsorted bin");
+	else
+		snprintf(buf, size, "bin %u", c->idx);
+	return buf;
+}
+
+/*
  * Read and check the free chunk at p: aligned, in writable memory together
  * with all its size bytes, and at least MINSIZE.  Return 0, -HI_E_CORRUPT
  * (reason in a), or -errno.
  */
 static int read_chunk(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
-		      hi_addr_t p, const char *list, struct chunk *c)
+		      hi_addr_t p, const struct cursor *cur, struct chunk *c)
 {
 	unsigned char buf[64];
 	uint64_t hdr = l->c_bk.off + l->ptr_size;
+	char list[32];
 	int ret;
-
+#define NAME list_name(cur, list, sizeof(list))
 	if (p & (ptm_align(l) - 1))
 		return corrupt(a, p, "%s: misaligned chunk " HI_PRIxADDR,
-			       list, p);
+			       NAME, p);
 	if (!hi_maps_rw_range(maps, p, hdr))
 		return corrupt(a, p, "%s: chunk " HI_PRIxADDR
-			       " is outside the heap's memory", list, p);
+			       " is outside the heap's memory", NAME, p);
 	ret = hi_read(r, p, buf, hdr);
 	if (ret == -EFAULT)
 		return corrupt(a, p, "%s: chunk " HI_PRIxADDR
-			       " cannot be read", list, p);
+			       " cannot be read", NAME, p);
 	if (ret)
 		return ret;
 	c->size = chunksize(get_field(buf, &l->c_size));
@@ -242,13 +271,14 @@ static int read_chunk(const struct ptm_layout *l, const struct hi_reader *r,
 	if (c->size < ptm_minsize(l) || (c->size & (ptm_align(l) - 1)))
 		return corrupt(a, p, "%s: chunk " HI_PRIxADDR
 			       " has an impossible size %" PRIu64,
-			       list, p, c->size);
+			       NAME, p, c->size);
 	if (!hi_maps_rw_range(maps, p, c->size))
 		return corrupt(a, p, "%s: chunk " HI_PRIxADDR " of size %"
 			       PRIu64 " runs past the end of its mapping",
-			       list, p, c->size);
+			       NAME, p, c->size);
 	return 0;
 }
+#undef NAME
 
 /* Chunks a list of this arena can hold at most: each takes MINSIZE. */
 static uint64_t list_bound(const struct ptm_layout *l, uint64_t system_mem)
@@ -256,84 +286,206 @@ static uint64_t list_bound(const struct ptm_layout *l, uint64_t system_mem)
 	return system_mem / ptm_minsize(l) + 1;
 }
 
-static int walk_fastbin(const struct ptm_layout *l, const struct hi_reader *r,
-			const struct hi_maps *maps, struct hi_arena *a,
-			unsigned idx, hi_addr_t p)
+/*
+ * Read the chunk under cursor c, count it, and move c to the next one.
+ * Return 1 when the list goes on, 0 at its end, or a negative code
+ * (-HI_E_CORRUPT with the reason in a).
+ */
+static int cursor_step(const struct ptm_layout *l, const struct hi_reader *r,
+		       const struct hi_maps *maps, struct hi_arena *a,
+		       uint64_t bound, struct cursor *c)
 {
-	uint64_t bound = list_bound(l, a->system_mem), n = 0;
-	struct cycle cyc = { .saved = 0, .power = 1 };
-	char list[32];
+	hi_addr_t p = c->p;
+	struct chunk ch = { 0 };
+	char list[32] = "";
 	int ret;
 
-	snprintf(list, sizeof(list), "fastbin %u", idx);
-	while (p) {
-		struct chunk c;
-
-		if (n++ >= bound)
-			return corrupt(a, p, "%s holds more chunks than its "
-				       "arena's memory can (a loop?)", list);
-		if (cycle_step(&cyc, p))
-			return corrupt(a, p, "%s loops back to chunk "
-				       HI_PRIxADDR, list, p);
-		ret = read_chunk(l, r, maps, a, p, list, &c);
-		if (ret)
-			return ret;
-		if (l->c_size.size == 8 &&
-		    fastbin_index(c.size, 8) != idx)
+	if (c->n++ >= bound) {
+		list_name(c, list, sizeof(list));
+		return corrupt(a, p, "%s holds more chunks than its arena's "
+			       "memory can (a loop?)", list);
+	}
+	if (c->n > 1 && cycle_step(&c->cyc, p)) {
+		list_name(c, list, sizeof(list));
+		return corrupt(a, p, "%s loops back to chunk " HI_PRIxADDR
+			       " without reaching its end", list, p);
+	}
+	ret = read_chunk(l, r, maps, a, p, c, &ch);
+	if (ret)
+		return ret;
+	if (c->fast) {
+		if (l->c_size.size == 8 && fastbin_index(ch.size, 8) != c->idx) {
+			list_name(c, list, sizeof(list));
 			return corrupt(a, p, "%s: chunk " HI_PRIxADDR " of size "
 				       "%" PRIu64 " belongs to another bin",
-				       list, p, c.size);
+				       list, p, ch.size);
+		}
 		a->fast_chunks++;
-		a->fast_bytes += c.size;
+		a->fast_bytes += ch.size;
 		/*
 		 * REVEAL_PTR (malloc.c, 2.32 and later): the link is stored
 		 * xor'ed with its own address shifted by the page size.
 		 */
-		if (l->safe_linking)
-			p = ((p + l->c_fd.off) >> 12) ^ c.fd;
-		else
-			p = c.fd;
+		c->p = l->safe_linking ? ((p + l->c_fd.off) >> 12) ^ ch.fd
+				       : ch.fd;
+	} else {
+		if (c->idx > 1 && l->c_size.size == 8 &&
+		    bin_index_64(ch.size) != c->idx) {
+			list_name(c, list, sizeof(list));
+			return corrupt(a, p, "%s: chunk " HI_PRIxADDR " of size "
+				       "%" PRIu64 " belongs to another bin",
+				       list, p, ch.size);
+		}
+		a->bin_chunks++;
+		a->bin_bytes += ch.size;
+		c->p = ch.bk;
 	}
+	c->stride = c->p > p ? c->p - p : p - c->p;
+	return c->p != c->end;
+}
+
+/*
+ * A heap of cursors: the lowest address on top for lists that climb
+ * (sign 1), the highest for lists that descend (sign -1).
+ */
+#define DENSE_STRIDE 16384
+
+struct cheap {
+	struct cursor **v;
+	size_t n;
+	int sign;
+};
+
+static int before(const struct cheap *h, const struct cursor *x,
+		  const struct cursor *y)
+{
+	return h->sign > 0 ? x->p < y->p : x->p > y->p;
+}
+
+static void cheap_down(struct cheap *h, size_t i)
+{
+	for (;;) {
+		size_t m = i, lc = 2 * i + 1, rc = 2 * i + 2;
+		struct cursor *t;
+
+		if (lc < h->n && before(h, h->v[lc], h->v[m]))
+			m = lc;
+		if (rc < h->n && before(h, h->v[rc], h->v[m]))
+			m = rc;
+		if (m == i)
+			return;
+		t = h->v[i];
+		h->v[i] = h->v[m];
+		h->v[m] = t;
+		i = m;
+	}
+}
+
+static void cheap_push(struct cheap *h, struct cursor *c)
+{
+	size_t i = h->n++;
+
+	h->v[i] = c;
+	while (i > 0 && before(h, h->v[i], h->v[(i - 1) / 2])) {
+		struct cursor *t = h->v[i];
+
+		h->v[i] = h->v[(i - 1) / 2];
+		h->v[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+/*
+ * Step the cursor on top of heap h (the one furthest behind in the heap's
+ * direction).  Before reading a chunk that is not at hand, ask the reader
+ * for it together with the next chunks of every other list that moves the
+ * same way, which lie close by.  Return 0 or a negative code.
+ */
+static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
+		      const struct hi_maps *maps, struct hi_arena *a,
+		      uint64_t bound, struct cheap *h, hi_addr_t *want)
+{
+	struct cursor *c = h->v[0];
+	int ret;
+
+	if (r->prefetch && !r->cached(r->arg, c->p, 32)) {
+		size_t k = 0;
+
+		/* Only chunks that look sane are worth fetching. */
+		for (size_t i = 0; i < h->n; i++) {
+			if (hi_maps_rw_range(maps, h->v[i]->p, 32))
+				want[k++] = h->v[i]->p;
+		}
+		/* Read ahead only along lists whose chunks lie close. */
+		r->prefetch(r->arg, want, k,
+			    c->stride <= DENSE_STRIDE ? h->sign : 0);
+	}
+	ret = cursor_step(l, r, maps, a, bound, c);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		h->v[0] = h->v[--h->n];
+	cheap_down(h, 0);
 	return 0;
 }
 
-static int walk_bin(const struct ptm_layout *l, const struct hi_reader *r,
-		    const struct hi_maps *maps, struct hi_arena *a,
-		    unsigned idx, hi_addr_t b, hi_addr_t p)
+/*
+ * Walk every free list of the arena at once.  The sums do not depend on the
+ * order, but the reads do: a list freed in address order is walked in
+ * address order (fastbins downwards from the last chunk freed, the bins
+ * upwards from the oldest), and all lists that move the same way are walked
+ * together, always stepping the one furthest behind.  So each stretch of
+ * target memory is fetched about once per direction instead of once per
+ * list, in large reads, and what the other lists need next comes in the same
+ * system call (the reader's prefetch).
+ */
+static int walk_lists(const struct ptm_layout *l, const struct hi_reader *r,
+		      const struct hi_maps *maps, struct hi_arena *a,
+		      struct cursor *cur, size_t ncur)
 {
-	uint64_t bound = list_bound(l, a->system_mem), n = 0;
-	struct cycle cyc = { .saved = b, .power = 1 };
-	char list[32];
-	int ret;
+	uint64_t bound = list_bound(l, a->system_mem);
+	struct cheap up = { .sign = 1 }, down = { .sign = -1 };
+	hi_addr_t *want;
+	int ret = 0;
 
-	if (idx == 1)
-		snprintf(list, sizeof(list), "unsorted bin");
-	else
-		snprintf(list, sizeof(list), "bin %u", idx);
-	/* for (p = last (b); p != b; p = p->bk) */
-	while (p != b) {
-		struct chunk c;
-
-		if (n++ >= bound)
-			return corrupt(a, p, "%s holds more chunks than its "
-				       "arena's memory can (a loop?)", list);
-		if (n > 1 && cycle_step(&cyc, p))
-			return corrupt(a, p, "%s loops back to chunk "
-				       HI_PRIxADDR " without reaching its head",
-				       list, p);
-		ret = read_chunk(l, r, maps, a, p, list, &c);
-		if (ret)
-			return ret;
-		if (idx > 1 && l->c_size.size == 8 &&
-		    bin_index_64(c.size) != idx)
-			return corrupt(a, p, "%s: chunk " HI_PRIxADDR " of size "
-				       "%" PRIu64 " belongs to another bin",
-				       list, p, c.size);
-		a->bin_chunks++;
-		a->bin_bytes += c.size;
-		p = c.bk;
+	up.v = malloc(ncur * sizeof(*up.v));
+	down.v = malloc(ncur * sizeof(*down.v));
+	want = malloc(ncur * sizeof(*want));
+	if (!up.v || !down.v || !want) {
+		ret = -ENOMEM;
+		goto out;
 	}
-	return 0;
+	/* One step of each list tells which way it goes. */
+	for (size_t i = 0; i < ncur; i++) {
+		struct cursor *c = &cur[i];
+		hi_addr_t from = c->p;
+
+		ret = cursor_step(l, r, maps, a, bound, c);
+		if (ret < 0)
+			goto out;
+		if (ret == 0)
+			continue;
+		c->dir = c->p > from ? 1 : -1;
+		cheap_push(c->dir > 0 ? &up : &down, c);
+	}
+	/*
+	 * One sweep after the other: the downward one starts where the upward
+	 * one ended, on blocks still at hand.
+	 */
+	while (up.n) {
+		if ((ret = cheap_step(l, r, maps, a, bound, &up, want)))
+			goto out;
+	}
+	while (down.n) {
+		if ((ret = cheap_step(l, r, maps, a, bound, &down, want)))
+			goto out;
+	}
+	ret = 0;
+out:
+	free(want);
+	free(up.v);
+	free(down.v);
+	return ret;
 }
 
 /*
@@ -347,6 +499,8 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		      hi_addr_t addr, int skip_locked, struct hi_arena *a)
 {
 	unsigned char *st;
+	struct cursor *cur = NULL;
+	size_t ncur = 0;
 	uint64_t nbins = l->bins.count / 2 + 1; /* NBINS */
 	hi_addr_t top;
 	int ret;
@@ -419,28 +573,47 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			goto out;
 		}
 	}
+	cur = calloc(l->fastbins.count + nbins, sizeof(*cur));
+	if (!cur) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (uint64_t i = 0; i < l->fastbins.count; i++) {
 		hi_addr_t head = get_elem(st, &l->fastbins, l->ptr_size, i);
 
-		ret = walk_fastbin(l, r, maps, a, i, head);
-		if (ret == -HI_E_CORRUPT)
-			ret = 0;
-		if (ret || a->status)
-			goto out;
+		if (!head)
+			continue;
+		cur[ncur].p = head;
+		cur[ncur].end = 0;
+		cur[ncur].idx = i;
+		cur[ncur].fast = 1;
+		cur[ncur].cyc.saved = 0;
+		cur[ncur].cyc.power = 1;
+		ncur++;
 	}
 	for (uint64_t i = 1; i < nbins; i++) {
 		/* bin_at (m, i): the pair bins[2i-2..2i-1] seen as fd/bk. */
 		hi_addr_t b = addr + l->bins.off + (i - 1) * 2 * l->ptr_size -
 			      l->c_fd.off;
+		/* for (p = last (b); p != b; p = p->bk) */
 		hi_addr_t last = get_elem(st, &l->bins, l->ptr_size,
 					  (i - 1) * 2 + 1);
 
-		ret = walk_bin(l, r, maps, a, i, b, last);
-		if (ret == -HI_E_CORRUPT)
-			ret = 0;
-		if (ret || a->status)
-			goto out;
+		if (last == b)
+			continue;
+		cur[ncur].p = last;
+		cur[ncur].end = b;
+		cur[ncur].idx = i;
+		cur[ncur].fast = 0;
+		cur[ncur].cyc.saved = b;
+		cur[ncur].cyc.power = 1;
+		ncur++;
 	}
+	ret = walk_lists(l, r, maps, a, cur, ncur);
+	if (ret == -HI_E_CORRUPT)
+		ret = 0;
+	if (ret || a->status)
+		goto out;
 	if (a->top_size + a->fast_bytes + a->bin_bytes > a->system_mem)
 		ret = corrupt(a, addr, "arena's free chunks (%" PRIu64
 			      " bytes) exceed its system memory (%" PRIu64
@@ -450,6 +623,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 	if (ret == -HI_E_CORRUPT)
 		ret = 0;
 out:
+	free(cur);
 	free(st);
 	return ret;
 }
