@@ -189,7 +189,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ret = hi_proc_maps(o->pid, &maps);
 		if (ret)
 			goto out_resume;
-		t.maps = &maps;
+		t.mem.maps = &maps;
 		busy = ops->busy(&ctx);
 		if (busy < 0 && busy != -HI_E_CORRUPT) {
 			ret = busy;
@@ -220,7 +220,7 @@ out_resume:
 out_target:
 	s->pause_us = t.pause_max_us;
 	s->pause_total_us = t.pause_total_us;
-	s->reads = t.reads;
+	s->reads = t.mem.reads;
 	hi_target_fini(&t);
 	free(maps.v);
 	free(code);

@@ -202,44 +202,19 @@ int hi_proc_memstat(pid_t pid, struct hi_memstat *st)
 	return st->valid ? 0 : -EINVAL;
 }
 
-/* The reader's cache: direct-mapped blocks of target memory. */
-#define BLOCK_SHIFT 12
-#define BLOCK_SIZE (1u << BLOCK_SHIFT)
-#define CACHE_SLOTS 8192 /* at most 32 MiB of copies */
-
-struct hi_block {
-	hi_addr_t base;
-	uint64_t generation;
-	unsigned char *data;
-};
-
 void hi_target_init(struct hi_target *t, pid_t pid)
 {
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
-	t->mem_fd = -1;
-	/*
-	 * Kernels built without CONFIG_CROSS_MEMORY_ATTACH have no
-	 * process_vm_readv; the tests force the /proc/PID/mem path with this
-	 * to prove it gives the same figures.
-	 */
-	if (getenv("HEAPINSPECT_READ_PROC_MEM"))
-		t->vm_readv_broken = 1;
+	hi_mem_init(&t->mem, pid);
 }
 
 void hi_target_fini(struct hi_target *t)
 {
 	hi_target_resume(t);
-	if (t->mem_fd >= 0)
-		close(t->mem_fd);
-	if (t->cache) {
-		for (size_t i = 0; i < t->cache_slots; i++)
-			free(t->cache[i].data);
-		free(t->cache);
-	}
+	hi_mem_fini(&t->mem);
 	free(t->threads);
 	t->threads = NULL;
-	t->cache = NULL;
 }
 
 static struct hi_thread *find_thread(struct hi_target *t, pid_t tid)
@@ -397,7 +372,7 @@ int hi_target_stop(struct hi_target *t, unsigned timeout_ms)
 	sigprocmask(SIG_BLOCK, &block, &t->saved_mask);
 
 	t->nthreads = 0;
-	t->generation++;
+	hi_mem_invalidate(&t->mem);
 	t->stop_ns = now_ns();
 	t->stopped = 1;
 	deadline = t->stop_ns + (uint64_t)timeout_ms * 1000000u;
@@ -477,199 +452,7 @@ size_t hi_target_nthreads(const struct hi_target *t)
 	return n;
 }
 
-/* One read straight from the target, no cache. */
-static int raw_read(struct hi_target *t, hi_addr_t addr, void *buf,
-		    size_t len)
-{
-	ssize_t n;
-
-	t->reads++;
-	if (!t->vm_readv_broken) {
-		struct iovec local = { .iov_base = buf, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
-					.iov_len = len };
-
-		n = process_vm_readv(t->pid, &local, 1, &remote, 1, 0);
-		if (n == (ssize_t)len)
-			return 0;
-		if (n >= 0 || errno == EFAULT)
-			return -EFAULT;
-		if (errno == ESRCH)
-			return -ESRCH;
-		if (errno != ENOSYS && errno != EPERM)
-			return -errno;
-		/* Kernels without CONFIG_CROSS_MEMORY_ATTACH. */
-		t->vm_readv_broken = 1;
-	}
-	if (t->mem_fd < 0) {
-		char path[64];
-
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)t->pid);
-		t->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->mem_fd < 0)
-			return errno == ENOENT ? -ESRCH : -errno;
-	}
-	if (addr > INT64_MAX)
-		return -EFAULT;
-	n = pread(t->mem_fd, buf, len, (off_t)addr);
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0 || errno == EIO)
-		return -EFAULT;
-	return -errno;
-}
-
-static struct hi_block *block_of(struct hi_target *t, hi_addr_t base)
-{
-	return &t->cache[(base >> BLOCK_SHIFT) % t->cache_slots];
-}
-
-static int block_valid(struct hi_target *t, struct hi_block *b,
-		       hi_addr_t base)
-{
-	return b->data && b->base == base && b->generation == t->generation;
-}
-
-static int cached_read(void *arg, hi_addr_t addr, void *buf, size_t len)
-{
-	struct hi_target *t = arg;
-	unsigned char *out = buf;
-
-	if (addr + len < addr)
-		return -EFAULT;
-	if (!t->cache) {
-		t->cache = calloc(CACHE_SLOTS, sizeof(*t->cache));
-		if (!t->cache)
-			return raw_read(t, addr, buf, len);
-		t->cache_slots = CACHE_SLOTS;
-	}
-	while (len) {
-		hi_addr_t base = addr & ~(hi_addr_t)(BLOCK_SIZE - 1);
-		size_t off = addr - base, n = BLOCK_SIZE - off;
-		struct hi_block *b;
-		int ret;
-
-		if (n > len)
-			n = len;
-		b = block_of(t, base);
-		if (!block_valid(t, b, base)) {
-			if (!b->data)
-				b->data = malloc(BLOCK_SIZE);
-			if (!b->data)
-				return raw_read(t, addr, out, len);
-			b->generation = 0;
-			ret = raw_read(t, base, b->data, BLOCK_SIZE);
-			if (ret == 0) {
-				b->base = base;
-				b->generation = t->generation;
-			} else if (ret == -EFAULT) {
-				/* The block runs past the mapping's end. */
-				ret = raw_read(t, addr, out, n);
-				if (ret)
-					return ret;
-				goto next;
-			} else {
-				return ret;
-			}
-		}
-		memcpy(out, b->data + off, n);
-next:
-		out += n;
-		addr += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int is_cached(void *arg, hi_addr_t addr, size_t len)
-{
-	struct hi_target *t = arg;
-	hi_addr_t base = addr & ~(hi_addr_t)(BLOCK_SIZE - 1);
-
-	if (!t->cache || addr + len - base > BLOCK_SIZE)
-		return 0;
-	return block_valid(t, block_of(t, base), base);
-}
-
-/*
- * Fetch the blocks around addrs that are not cached yet, up to IOV_MAX of
- * them in one process_vm_readv (it takes many ranges per call), and, when a
- * direction is given, READAHEAD more blocks from addrs[0] on that way,
- * within its mapping.  Blocks are pages, so none straddles two mappings.  A
- * range that fails ends the call early: the blocks after it are just not
- * cached, and their reads go one by one and report the error.
- */
-#define PREFETCH_MAX 1024 /* UIO_MAXIOV */
-#define READAHEAD 15
-
-static void prefetch(void *arg, const hi_addr_t *addrs, size_t n, int dir)
-{
-	struct hi_target *t = arg;
-	struct iovec local[PREFETCH_MAX], remote[PREFETCH_MAX];
-	struct hi_block *blk[PREFETCH_MAX];
-	hi_addr_t bases[PREFETCH_MAX];
-	size_t k = 0, nb = 0;
-	ssize_t got;
-
-	if (!t->cache || t->vm_readv_broken || !n)
-		return;
-	for (size_t i = 0; i < n && nb < PREFETCH_MAX; i++)
-		bases[nb++] = addrs[i] & ~(hi_addr_t)(BLOCK_SIZE - 1);
-	if (dir && t->maps) {
-		const struct hi_map *m = hi_maps_find(t->maps, addrs[0]);
-		hi_addr_t b = bases[0];
-
-		for (int i = 0; m && i < READAHEAD && nb < PREFETCH_MAX; i++) {
-			if (dir > 0 ? b + 2 * BLOCK_SIZE > m->end
-				    : b < m->start + BLOCK_SIZE)
-				break;
-			b = dir > 0 ? b + BLOCK_SIZE : b - BLOCK_SIZE;
-			bases[nb++] = b;
-		}
-	}
-	for (size_t i = 0; i < nb; i++) {
-		hi_addr_t base = bases[i];
-		struct hi_block *b = block_of(t, base);
-
-		if (block_valid(t, b, base))
-			continue;
-		/* Two addresses in one block, or two blocks on one slot. */
-		for (size_t j = 0; j < k; j++) {
-			if (blk[j] == b)
-				goto next;
-		}
-		if (!b->data && !(b->data = malloc(BLOCK_SIZE)))
-			return;
-		b->generation = 0;
-		b->base = base;
-		blk[k] = b;
-		local[k].iov_base = b->data;
-		local[k].iov_len = BLOCK_SIZE;
-		remote[k].iov_base = (void *)(uintptr_t)base;
-		remote[k].iov_len = BLOCK_SIZE;
-		k++;
-next:;
-	}
-	if (!k)
-		return;
-	t->reads++;
-	got = process_vm_readv(t->pid, local, k, remote, k, 0);
-	for (size_t j = 0; got > 0 && j < k; j++) {
-		if ((size_t)got < BLOCK_SIZE)
-			break;
-		blk[j]->generation = t->generation;
-		got -= BLOCK_SIZE;
-	}
-}
-
 struct hi_reader hi_target_reader(struct hi_target *t)
 {
-	struct hi_reader r = {
-		.read = cached_read,
-		.cached = is_cached,
-		.prefetch = prefetch,
-		.arg = t,
-	};
-
-	return r;
+	return hi_mem_reader(&t->mem);
 }

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "heapinspect/hi.h"
+#include "memreader.h"
 
 struct hi_thread {
 	pid_t tid;
@@ -20,26 +21,18 @@ struct hi_thread {
 	int pending_sig; /* a signal we took out of delivery: give it back */
 };
 
-/* A block of target memory kept by the reader's cache. */
-struct hi_block;
-
 struct hi_target {
 	pid_t pid;
 	struct hi_thread *threads;
 	size_t nthreads;
 	size_t cap;
 	int stopped;          /* all threads are held */
-	int mem_fd;           /* /proc/PID/mem, when process_vm_readv fails */
-	int vm_readv_broken;  /* process_vm_readv said ENOSYS/EPERM */
-	struct hi_block *cache;
-	size_t cache_slots;
-	uint64_t generation;  /* bumped at every stop: old blocks are stale */
+	struct hi_mem mem;    /* the memory reader, its cache invalidated at
+				 every stop */
 	sigset_t saved_mask;  /* signals blocked while the target is held */
 	uint64_t stop_ns;     /* CLOCK_MONOTONIC when the current stop began */
 	uint64_t pause_max_us;
 	uint64_t pause_total_us;
-	uint64_t reads;       /* system calls made to read memory */
-	const struct hi_maps *maps; /* of the current stop, for read-ahead */
 };
 
 /* Facts about a process from /proc/PID/stat and /proc/PID/status. */
