@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,36 @@ static void rfc3339(const struct timespec *ts, char *buf, size_t size)
 	gmtime_r(&ts->tv_sec, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, size, "%s.%06ldZ", base, ts->tv_nsec / 1000);
+}
+
+/*
+ * A string taken from the target (its name, paths in its mappings): any
+ * bytes at all.  jansson escapes control characters and quotes; bytes that
+ * are not UTF-8 it cannot write, so they become the text \xHH.
+ */
+static json_t *target_str(const char *s)
+{
+	json_t *j = json_string(s);
+	char *buf;
+	size_t n = 0;
+
+	if (j)
+		return j;
+	buf = malloc(strlen(s) * 4 + 1);
+	if (!buf)
+		return json_null();
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x80)
+			n += sprintf(buf + n, "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	j = json_string(buf);
+	free(buf);
+	return j ? j : json_null();
 }
 
 static void hex(hi_addr_t a, char *buf, size_t size)
@@ -121,21 +152,17 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	json_object_set_new(o, "pid", json_integer(s->pid));
 	json_object_set_new(o, "timestamp", json_string(ts));
 	/* Strings from the target may hold any byte: jansson escapes them. */
-	json_object_set_new(o, "exe", json_stringn_nocheck(s->exe,
-							   strlen(s->exe)));
-	json_object_set_new(o, "comm", json_stringn_nocheck(s->comm,
-							    strlen(s->comm)));
+	json_object_set_new(o, "exe", target_str(s->exe));
+	json_object_set_new(o, "comm", target_str(s->comm));
 
 	alloc = json_object();
 	json_object_set_new(alloc, "name", json_string(s->allocator));
 	json_object_set_new(alloc, "version", json_string(s->version));
 	json_object_set_new(alloc, "method", json_string(s->method));
-	json_object_set_new(alloc, "libc", json_stringn_nocheck(s->libc_path,
-							strlen(s->libc_path)));
+	json_object_set_new(alloc, "libc", target_str(s->libc_path));
 	json_object_set_new(alloc, "build_id", json_string(s->build_id));
 	json_object_set_new(alloc, "debuginfo",
-			    json_stringn_nocheck(s->debug_file,
-						 strlen(s->debug_file)));
+			    target_str(s->debug_file));
 	json_object_set_new(o, "allocator", alloc);
 
 	json_object_set_new(o, "consistent", json_boolean(s->heap.complete));
@@ -207,19 +234,58 @@ static const char *size_str(uint64_t v, int exact, char *buf, size_t size)
 	return buf;
 }
 
-/*
- * Text from the target (comm, paths) with control characters and
- * backslashes escaped, so that a target cannot write to the terminal.
- */
-static void put_safe(FILE *out, const char *s)
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static int utf8_len(const unsigned char *s)
 {
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	int n;
+	uint32_t cp;
 
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			fprintf(out, "\\x%02x", c);
-		else
-			fputc(c, out);
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond Unicode, and the C1 controls. */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+	    (n == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    cp > 0x10ffff || (cp >= 0x80 && cp <= 0x9f))
+		return 0;
+	return n;
+}
+
+/*
+ * Text from the target (comm, paths) with control characters, backslashes
+ * and bytes that are not UTF-8 escaped as \xHH, so that a target cannot
+ * write to the terminal.
+ */
+static void put_safe(FILE *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s) {
+		int n = utf8_len(s);
+
+		if (n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7f ||
+					  *s == '\\'))) {
+			fprintf(out, "\\x%02x", *s++);
+			continue;
+		}
+		fwrite(s, 1, n, out);
+		s += n;
 	}
 }
 

@@ -811,6 +811,16 @@ static void locked_release(void)
 	locked_state = 0;
 }
 
+/*
+ * hostile_name: small_frees under a name made to break careless output: an
+ * escape sequence, a quote, a backslash and a byte that is not UTF-8.
+ */
+static void sc_hostile_name(void)
+{
+	prctl(PR_SET_NAME, "\x1b[31m\"q\\\xff", 0, 0, 0);
+	sc_small_frees();
+}
+
 static const struct scenario {
 	const char *name;
 	void (*build)(void);
@@ -826,6 +836,7 @@ static const struct scenario {
 	{ "busy", sc_busy },
 	{ "locked", sc_locked },
 	{ "churn", sc_churn },
+	{ "hostile_name", sc_hostile_name },
 };
 
 /* ---------------------------------------------------------------- */
