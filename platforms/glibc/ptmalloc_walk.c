@@ -35,7 +35,7 @@
 #include "ptmalloc_priv.h"
 
 /* Bounds on what a sane ring or list can hold. */
-#define PTM_MAX_ARENAS 65536
+#define PTM_MAX_ARENAS 16384
 #define PTM_MAX_STATE 65536
 
 static uint64_t get_field(const unsigned char *buf, const struct ptm_field *f)
@@ -633,6 +633,7 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 	     hi_addr_t **out, hi_addr_t *bad)
 {
 	hi_addr_t *v = NULL, a = w->main_arena;
+	struct cycle cyc = { .saved = w->main_arena, .power = 1 };
 	size_t n = 0, cap = 0;
 	int ret;
 
@@ -655,12 +656,10 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 		 * A ring that loops without passing main_arena again: glibc
 		 * only ever links new arenas in right after main_arena.
 		 */
-		for (size_t i = 1; i < n; i++) {
-			if (v[i] == a) {
-				*bad = a;
-				ret = -HI_E_CORRUPT;
-				goto err;
-			}
+		if (n > 1 && cycle_step(&cyc, a)) {
+			*bad = a;
+			ret = -HI_E_CORRUPT;
+			goto err;
 		}
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
