@@ -77,5 +77,7 @@ int hi_series_load(const char *path, int keep_arenas, struct hi_series *s);
 int hi_cmd_snapshot(int argc, char **argv);
 int hi_cmd_watch(int argc, char **argv);
 int hi_cmd_diff(int argc, char **argv);
+int hi_cmd_trend(int argc, char **argv);
+int hi_cmd_plot(int argc, char **argv);
 
 #endif

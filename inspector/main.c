@@ -25,6 +25,8 @@ static void usage(FILE *out)
 "       heapinspect watch -p PID --interval DURATION [--count N |\n"
 "                         --duration DURATION] -o FILE\n"
 "       heapinspect diff A B | diff FILE.jsonl [--lines M,N]\n"
+"       heapinspect trend FILE.jsonl\n"
+"       heapinspect plot FILE.jsonl -o FILE.svg\n"
 "\n"
 "Read glibc's malloc state of the running process PID from outside and\n"
 "print what its allocator holds: the ten figures mallinfo2() would return\n"
@@ -54,7 +56,9 @@ static void usage(FILE *out)
 "Snapshots over time (each has its own --help and exit codes):\n"
 "  snapshot   one snapshot to a file, written atomically\n"
 "  watch      a snapshot every interval, to JSON Lines or OpenMetrics\n"
-"  diff       what changed between two snapshots\n");
+"  diff       what changed between two snapshots\n"
+"  trend      leak, fragmentation or growth outside the heap, over a series\n"
+"  plot       an SVG picture of a series\n");
 }
 
 void errmsg(const char *fmt, ...)
@@ -228,6 +232,8 @@ static const struct {
 	{ "snapshot", hi_cmd_snapshot },
 	{ "watch", hi_cmd_watch },
 	{ "diff", hi_cmd_diff },
+	{ "trend", hi_cmd_trend },
+	{ "plot", hi_cmd_plot },
 };
 
 int main(int argc, char **argv)

@@ -43,8 +43,9 @@
  *           freed tails stay between the shrunk heads, too small for the
  *           next, larger block, so free space grows and live bytes barely
  *           do: steps=<n>
- *   steady  replaces a random block of 256 live ones each step: live
- *           bytes go up and down around a fixed level: steps=<n>
+ *   steady  replaces a random block of 256 live ones each step, after
+ *           100,000 such steps before the first report: live and free
+ *           bytes go up and down around fixed levels: steps=<n>
  *   mmap_grow  touches 64 KiB more of a private anonymous mapping of its
  *           own each step, without malloc: touched=<bytes>
  *   grow    one block of 1 byte, so that malloc is initialised (tcache
@@ -851,6 +852,8 @@ static atomic_int pace_stop;
 static atomic_ulong pace_count;		/* steps done, blocks leaked ... */
 static unsigned long pace_value;	/* block size, or 0 */
 static void (*pace_step)(unsigned long k);
+static void (*pace_warmup)(void);
+static atomic_int pace_ready;
 
 static void *pace_main(void *arg)
 {
@@ -858,6 +861,9 @@ static void *pace_main(void *arg)
 	unsigned long k = 0;
 
 	(void)arg;
+	if (pace_warmup)
+		pace_warmup();
+	atomic_store(&pace_ready, 1);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!atomic_load(&pace_stop)) {
 		pace_step(k++);
@@ -884,6 +890,8 @@ static void start_pace(void (*step)(unsigned long), void (*rep)(void))
 	pace_step = step;
 	pace_report = rep;
 	start_thread(&pace_th, pace_main, 0);
+	while (!atomic_load(&pace_ready))
+		usleep(1000);
 }
 
 /*
@@ -1014,10 +1022,22 @@ static void sc_fragment(void)
 	start_pace(fragment_step, steps_report);
 }
 
-static void sc_steady(void)
+/*
+ * In the pacing thread, so that its blocks live in its own arena from the
+ * start; 100,000 replacements first, so that the heap has reached its
+ * steady size before anyone looks.
+ */
+static void steady_warmup(void)
 {
 	for (size_t i = 0; i < STEADY_SLOTS; i++)
 		steady_put(i);
+	for (unsigned long k = 0; k < 100000; k++)
+		steady_step(k);
+}
+
+static void sc_steady(void)
+{
+	pace_warmup = steady_warmup;
 	start_pace(steady_step, steps_report);
 }
 
