@@ -159,7 +159,7 @@ static void watch_usage(FILE *out)
 "                        node_exporter's textfile collector\n"
 "\n"
 "On a terminal, stderr shows one status line: time, samples, live bytes,\n"
-"free bytes, RSS and their change since the first sample.\n"
+"free bytes and RSS, each with its change since the first sample.\n"
 "\n"
 "exit status: 0 stopped at --count or --duration or by a signal; 2 no\n"
 "sample could be taken at all, or FILE could not be written; 3 the process\n"
@@ -214,22 +214,21 @@ static void status_show(struct watch *w, const struct hi_snapshot *s)
 		return;
 	localtime_r(&now, &tm);
 	strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
-	fprintf(stderr, "\r\033[K%s  samples %lu", tbuf, w->samples);
+	fprintf(stderr, "\r\033[K%s  %lu sample%s", tbuf, w->samples,
+		w->samples == 1 ? "" : "s");
 	if (s->heap.complete && w->have_first)
-		fprintf(stderr, "  live %s  free %s",
+		fprintf(stderr, "  live %s (%s)  free %s (%s)",
 			hi_size_str((double)live, 0, a, sizeof(a)),
-			hi_size_str((double)m->fordblks, 0, b, sizeof(b)));
-	else
-		fprintf(stderr, "  (not consistent: arena busy or corrupt)");
-	if (s->mem.valid)
-		fprintf(stderr, "  rss %s", hi_size_str((double)s->mem.rss, 0,
-							c, sizeof(c)));
-	if (s->heap.complete && w->have_first)
-		fprintf(stderr, "  since first: live %s free %s rss %s",
 			hi_size_str((double)live - (double)w->first_live, 1, d,
 				    sizeof(d)),
+			hi_size_str((double)m->fordblks, 0, b, sizeof(b)),
 			hi_size_str((double)m->fordblks -
-				    (double)w->first_free, 1, e, sizeof(e)),
+				    (double)w->first_free, 1, e, sizeof(e)));
+	else
+		fprintf(stderr, "  (not consistent: an arena busy or corrupt)");
+	if (s->mem.valid)
+		fprintf(stderr, "  rss %s (%s)",
+			hi_size_str((double)s->mem.rss, 0, c, sizeof(c)),
 			hi_size_str((double)s->mem.rss - (double)w->first_rss,
 				    1, a, sizeof(a)));
 	fflush(stderr);
