@@ -107,12 +107,17 @@ def main():
         print("promtool: ok; %d metrics; live %d as the target says; "
               "%d arenas" % (len(m), live, len(arenas)))
 
+        os.unlink(prom)
         p = subprocess.Popen([hi, "watch", "-p", str(target.pid),
                               "--interval", "50ms", "--format",
                               "openmetrics", "-o", prom],
                              stdin=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
-        time.sleep(0.4)
+        # The target exits once the watch has taken a sample.
+        for _ in range(1500):
+            if os.path.exists(prom):
+                break
+            time.sleep(0.02)
         target.exit()
         rc = p.wait(10)
         p.stderr.close()

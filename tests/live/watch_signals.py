@@ -55,6 +55,16 @@ def check_lines(path, allow_tail):
     return lines, tail
 
 
+def wait_for_line(path, timeout=30):
+    """Wait until path holds a whole line: the watch is past its start."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path) and lines_of(path)[0]:
+            return
+        time.sleep(0.02)
+    raise Failure("no line in %s within %d s" % (path, timeout))
+
+
 def target_free(pid):
     for _ in range(100):
         if tracer_pid(pid) == 0 and "t" not in proc_state(pid) and \
@@ -119,7 +129,9 @@ def main():
                                   "20ms", "-o", out],
                                  stdin=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
-            time.sleep(0.5)
+            # Signalled once it runs its loop, not while it starts up.
+            wait_for_line(out)
+            time.sleep(0.2)
             p.send_signal(sig)
             try:
                 rc = p.wait(10)
@@ -153,7 +165,7 @@ def main():
                               "50ms", "-o", out],
                              stdin=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
-        time.sleep(0.5)
+        wait_for_line(out)
         target.exit()
         try:
             rc = p.wait(10)
