@@ -124,7 +124,8 @@ static void fit_line(const struct hi_sample **v, size_t n, int f,
 	out->r2 = syy > 0 ? (double)(sxy * sxy / (sxx * syy)) : 1.0;
 	span = (v[n - 1]->t - t0) / 3600.0;
 	out->nearly_every = out->rose >= NEARLY_EVERY * out->intervals;
-	out->grows = out->slope > 0 && out->slope * span >= (double)min_growth &&
+	out->grows = out->slope > 0 &&
+		     out->slope * span >= (double)min_growth &&
 		     out->r2 >= MIN_R2 && out->rose * 2 > out->intervals;
 }
 
@@ -326,9 +327,10 @@ int hi_cmd_trend(int argc, char **argv)
 				fd[i].message));
 		json_object_set_new(o, "findings", jf);
 		for (int f = 0; f < F_N; f++) {
+			json_int_t slope = (json_int_t)llround(fit[f].slope);
+
 			json_object_set_new(sl, slope_names[f], fit[f].have ?
-				json_integer((json_int_t)llround(fit[f].slope)) :
-				json_null());
+					    json_integer(slope) : json_null());
 			json_object_set_new(ser, fig_names[f], !fit[f].have ?
 				json_null() : json_pack(
 				"{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:b,s:b}",

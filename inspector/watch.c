@@ -474,7 +474,7 @@ int hi_cmd_watch(int argc, char **argv)
 		ret = hi_snapshot_take(&o, &s, &err);
 		if (ret) {
 			if (w.samples == 0 && w.comm[0] == '\0') {
-				/* Nothing was ever read: say why, as -p does. */
+				/* Nothing was read at all: say why, as -p. */
 				status_clear(&w);
 				rc = report_error(&o, &err, &s);
 				break;
