@@ -13,23 +13,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "output.h"
 #include "snapshot.h"
-
-/* Exit codes, as in eu-stack: documented in --help and the README. */
-enum {
-	EXIT_OK = 0,
-	EXIT_PARTIAL = 1, /* printed, but some arena could not be read */
-	EXIT_FAILED = 2,  /* nothing could be read */
-	EXIT_USAGE = 64,
-};
-
-#define PROG "heapinspect"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: heapinspect -p PID [--json] [--bytes] [--debuginfo-path PATH]\n"
+"       heapinspect snapshot -p PID -o FILE\n"
+"       heapinspect watch -p PID --interval DURATION [--count N |\n"
+"                         --duration DURATION] -o FILE\n"
+"       heapinspect diff A B | diff FILE.jsonl [--lines M,N]\n"
+"       heapinspect trend FILE.jsonl\n"
+"       heapinspect plot FILE.jsonl -o FILE.svg\n"
 "\n"
 "Read glibc's malloc state of the running process PID from outside and\n"
 "print what its allocator holds: the ten figures mallinfo2() would return\n"
@@ -54,12 +51,17 @@ static void usage(FILE *out)
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
 "was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
 "snapshot (no such process, no permission, no debug information, ...);\n"
-"64 wrong usage.\n");
+"64 wrong usage.\n"
+"\n"
+"Snapshots over time (each has its own --help and exit codes):\n"
+"  snapshot   one snapshot to a file, written atomically\n"
+"  watch      a snapshot every interval, to JSON Lines or OpenMetrics\n"
+"  diff       what changed between two snapshots\n"
+"  trend      leak, fragmentation or growth outside the heap, over a series\n"
+"  plot       an SVG picture of a series\n");
 }
 
-static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void errmsg(const char *fmt, ...)
+void errmsg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -71,7 +73,7 @@ static void errmsg(const char *fmt, ...)
 }
 
 /* strerror's text in git's style: lower case first. */
-static const char *lower(const char *msg)
+const char *lower(const char *msg)
 {
 	static char buf[256];
 
@@ -130,9 +132,9 @@ static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
 }
 
-static int report_error(const struct hi_snapshot_opts *o,
-			const struct hi_snapshot_err *err,
-			const struct hi_snapshot *s)
+int report_error(const struct hi_snapshot_opts *o,
+		 const struct hi_snapshot_err *err,
+		 const struct hi_snapshot *s)
 {
 	int pid = (int)o->pid;
 
@@ -209,7 +211,7 @@ static int report_error(const struct hi_snapshot_opts *o,
 	return EXIT_FAILED;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -221,6 +223,18 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	*out = v;
 	return 0;
 }
+
+/* Subcommands: the first argument, when it is not an option. */
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "snapshot", hi_cmd_snapshot },
+	{ "watch", hi_cmd_watch },
+	{ "diff", hi_cmd_diff },
+	{ "trend", hi_cmd_trend },
+	{ "plot", hi_cmd_plot },
+};
 
 int main(int argc, char **argv)
 {
@@ -244,6 +258,16 @@ int main(int argc, char **argv)
 	struct hi_snapshot_err err;
 	int json = 0, exact = 0, c, ret;
 	unsigned long v;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]);
+		     i++) {
+			if (strcmp(argv[1], commands[i].name) == 0)
+				return commands[i].run(argc - 1, argv + 1);
+		}
+		errmsg("'%s' is not a heapinspect command", argv[1]);
+		return hi_usage_hint(NULL);
+	}
 
 	while ((c = getopt_long(argc, argv, "p:hV", longopts, NULL)) != -1) {
 		switch (c) {

@@ -2,7 +2,8 @@
 # Install what heapinspect needs to build and to run its tests on Debian 12
 # (as root): the compiler and CMake, elfutils and jansson, glibc's debug
 # information (libc6-dbg, matching the installed libc6), and the tools the
-# tests drive.  Safe to run again.
+# tests drive (promtool from prometheus checks the OpenMetrics file,
+# rsvg-convert from librsvg2-bin renders the plot).  Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
 	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
@@ -15,4 +16,5 @@ apt-get install -y -q --no-install-recommends \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
 	python3 util-linux libjemalloc2 \
+	prometheus librsvg2-bin \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring

@@ -1,7 +1,7 @@
 /*
  * hi_target - test target for heapinspect's live tests.
  *
- * Usage: hi_target SCENARIO
+ * Usage: hi_target SCENARIO [ARG]
  *
  * Builds a known glibc heap state (see the scenario table at the bottom),
  * asks glibc for its own figures with mallinfo2() (mallinfo() before glibc
@@ -25,10 +25,32 @@
  *   check   verify that every live block still holds its fill pattern;
  *           replies "ok\n" or "bad <index>\n"
  *   release ("locked" only) let malloc_stats() finish, then report
+ *   alloc N K ("grow" only) allocate K blocks of N bytes in all (N / K
+ *           each, the last one also the remainder), then report
  *   exit    (or EOF) exit with status 0 if the data is intact, 1 if not
  * Anything else is answered with "error unknown command\n".
  * Errors (usage, unknown scenario, allocation failure) go to fd 2 and exit
  * with status 2.
+ *
+ * The scenarios for heapinspect watch and trend keep one thread changing
+ * the heap (or the process's memory) at a fixed pace, every 10 ms on an
+ * absolute schedule, and add to the ready line what that thread did:
+ *   leak [BYTES_PER_S]  allocates and fills BYTES_PER_S / 100 bytes per
+ *           step and never frees: blocks=<n> block_size=<bytes> t_us=<µs
+ *           since the epoch when blocks was read>
+ *   fragment  allocates a block 16 bytes larger than the last each step
+ *           and shrinks the previous one with realloc() to 24 bytes: the
+ *           freed tails stay between the shrunk heads, too small for the
+ *           next, larger block, so free space grows and live bytes barely
+ *           do: steps=<n>
+ *   steady  replaces a random block of 256 live ones each step, after
+ *           100,000 such steps before the first report: live and free
+ *           bytes go up and down around fixed levels: steps=<n>
+ *   mmap_grow  touches 64 KiB more of a private anonymous mapping of its
+ *           own each step, without malloc: touched=<bytes>
+ *   grow    one block of 1 byte, so that malloc is initialised (tcache
+ *           included); "alloc" then carves new blocks from the top chunk,
+ *           nothing being free anywhere else
  *
  * Nothing in this program uses stdio, and nothing allocates once the state
  * is built: the heap cannot change between a report and the moment a tool
@@ -51,6 +73,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -309,6 +333,9 @@ static void put_field(const char *name, unsigned long long v)
 	put_u(v);
 }
 
+/* What the pacing thread of leak, fragment, ... adds to the ready line. */
+static void (*pace_report)(void);
+
 static void report(void)
 {
 #ifdef HI_HAVE_MALLINFO2
@@ -337,6 +364,8 @@ static void report(void)
 	put_field("fordblks", FIG(mi.fordblks));
 	put_field("keepcost", FIG(mi.keepcost));
 #undef FIG
+	if (pace_report)
+		pace_report();
 	put_field("threads", count_threads());
 	put_str("\n");
 	flush_out();
@@ -821,6 +850,246 @@ static void sc_hostile_name(void)
 	sc_small_frees();
 }
 
+/* ---------------------------------------------------------------- */
+/* Scenarios that keep changing: a thread on a 10 ms schedule        */
+/* ---------------------------------------------------------------- */
+
+#define STEP_NS		10000000L
+
+static const char *sc_arg;
+static pthread_t pace_th;
+static atomic_int pace_stop;
+static atomic_ulong pace_count;		/* steps done, blocks leaked ... */
+static unsigned long pace_value;	/* block size, or 0 */
+static void (*pace_step)(unsigned long k);
+static void (*pace_warmup)(void);
+static atomic_int pace_ready;
+
+static void *pace_main(void *arg)
+{
+	struct timespec next;
+	unsigned long k = 0;
+
+	(void)arg;
+	if (pace_warmup)
+		pace_warmup();
+	atomic_store(&pace_ready, 1);
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!atomic_load(&pace_stop)) {
+		pace_step(k++);
+		atomic_store(&pace_count, k);
+		/*
+		 * Absolute deadlines: a step late because the process was
+		 * stopped (by heapinspect) is made up at once, so that the
+		 * long-run rate is exact.
+		 */
+		next.tv_nsec += STEP_NS;
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next,
+				       NULL) == EINTR)
+			;
+	}
+	return NULL;
+}
+
+static void start_pace(void (*step)(unsigned long), void (*rep)(void))
+{
+	pace_step = step;
+	pace_report = rep;
+	start_thread(&pace_th, pace_main, 0);
+	while (!atomic_load(&pace_ready))
+		usleep(1000);
+}
+
+/*
+ * The last leaked block, so that the block escapes: otherwise the compiler
+ * may drop the stores into memory that nothing can read again, and the
+ * leak would not be resident.
+ */
+static void *volatile leak_last;
+
+static void leak_step(unsigned long k)
+{
+	void *p = malloc(pace_value);
+
+	if (!p)
+		die("malloc failed", NULL);
+	fill(p, pace_value, pattern_seed(k, pace_value));
+	leak_last = p;
+}
+
+static void leak_report(void)
+{
+	struct timespec ts;
+
+	put_field("blocks", atomic_load(&pace_count));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	put_field("block_size", pace_value);
+	put_field("t_us", (unsigned long long)ts.tv_sec * 1000000ULL +
+			  (unsigned long long)ts.tv_nsec / 1000);
+}
+
+static void steps_report(void)
+{
+	put_field("steps", atomic_load(&pace_count));
+}
+
+static void sc_leak(void)
+{
+	unsigned long rate = 1 << 20;
+
+	if (sc_arg) {
+		char *end;
+
+		rate = strtoul(sc_arg, &end, 10);
+		if (*end || rate < 100 || rate > (1UL << 30))
+			die("leak: BYTES_PER_S must be 100 to 2^30", sc_arg);
+	}
+	pace_value = rate / 100;
+	start_pace(leak_step, leak_report);
+}
+
+/* The largest block stays below glibc's mmap threshold (128 KiB). */
+#define FRAG_FIRST	4096
+#define FRAG_LAST	(120 * 1024)
+
+static void *frag_prev;
+
+static void fragment_step(unsigned long k)
+{
+	size_t size = FRAG_FIRST + 16 * k;
+	void *p;
+
+	if (size > FRAG_LAST)
+		return;
+	p = malloc(size);
+	if (!p)
+		die("malloc failed", NULL);
+	memset(p, 0x5a, 64);
+	/*
+	 * _int_realloc (malloc.c, 2.31 to 2.41) shrinks in place: it keeps
+	 * the head and frees the tail, whose neighbours (this head, and the
+	 * block just allocated above it) are both in use, so it cannot
+	 * coalesce with anything.
+	 */
+	if (frag_prev && realloc(frag_prev, 24) != frag_prev)
+		die("realloc moved a shrinking block", NULL);
+	frag_prev = p;
+}
+
+#define STEADY_SLOTS	256
+
+static void *steady_slot[STEADY_SLOTS];
+static uint64_t steady_seed = 0x5eed0400;
+
+static void steady_put(size_t i)
+{
+	size_t size = rnd_range(&steady_seed, 16, 4096);
+
+	steady_slot[i] = malloc(size);
+	if (!steady_slot[i])
+		die("malloc failed", NULL);
+	memset(steady_slot[i], 0x33, size);
+}
+
+static void steady_step(unsigned long k)
+{
+	size_t i = (size_t)(rnd(&steady_seed) % STEADY_SLOTS);
+
+	(void)k;
+	free(steady_slot[i]);
+	steady_put(i);
+}
+
+#define MMAP_AREA	((size_t)1 << 30)
+#define MMAP_STEP	((size_t)64 << 10)
+
+static unsigned char *mmap_area;
+
+static void mmap_step(unsigned long k)
+{
+	size_t off = (size_t)k * MMAP_STEP;
+
+	if (off + MMAP_STEP > MMAP_AREA)
+		return;
+	for (size_t i = 0; i < MMAP_STEP; i += 4096)
+		mmap_area[off + i] = 1;
+}
+
+static void mmap_report(void)
+{
+	unsigned long k = atomic_load(&pace_count);
+
+	put_field("touched", (unsigned long long)(k * MMAP_STEP < MMAP_AREA ?
+						  k * MMAP_STEP : MMAP_AREA));
+}
+
+static void sc_fragment(void)
+{
+	start_pace(fragment_step, steps_report);
+}
+
+/*
+ * In the pacing thread, so that its blocks live in its own arena from the
+ * start; 100,000 replacements first, so that the heap has reached its
+ * steady size before anyone looks.
+ */
+static void steady_warmup(void)
+{
+	for (size_t i = 0; i < STEADY_SLOTS; i++)
+		steady_put(i);
+	for (unsigned long k = 0; k < 100000; k++)
+		steady_step(k);
+}
+
+static void sc_steady(void)
+{
+	pace_warmup = steady_warmup;
+	start_pace(steady_step, steps_report);
+}
+
+static void sc_mmap_grow(void)
+{
+	void *p = mmap(NULL, MMAP_AREA, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap failed", strerror(errno));
+	mmap_area = p;
+	start_pace(mmap_step, mmap_report);
+}
+
+static void sc_grow(void)
+{
+	set_table_end(1);
+	alloc_block(0, 1);
+}
+
+/* "alloc N K": K blocks, N bytes in all, at table entries from table_end. */
+static int grow_alloc(const char *args)
+{
+	unsigned long long n = 0, k = 0;
+	const char *p = args;
+	size_t base = table_end, i;
+
+	while (*p >= '0' && *p <= '9')
+		n = n * 10 + (unsigned long long)(*p++ - '0');
+	if (*p++ != ' ')
+		return -1;
+	while (*p >= '0' && *p <= '9')
+		k = k * 10 + (unsigned long long)(*p++ - '0');
+	if (*p || k == 0 || k > n || base + k > MAX_BLOCKS)
+		return -1;
+	set_table_end(base + k);
+	for (i = 0; i < k; i++)
+		alloc_block(base + i, (size_t)(n / k + (i == k - 1 ?
+							 n % k : 0)));
+	return 0;
+}
+
 static const struct scenario {
 	const char *name;
 	void (*build)(void);
@@ -837,6 +1106,11 @@ static const struct scenario {
 	{ "locked", sc_locked },
 	{ "churn", sc_churn },
 	{ "hostile_name", sc_hostile_name },
+	{ "leak", sc_leak },
+	{ "fragment", sc_fragment },
+	{ "steady", sc_steady },
+	{ "mmap_grow", sc_mmap_grow },
+	{ "grow", sc_grow },
 };
 
 /* ---------------------------------------------------------------- */
@@ -889,8 +1163,9 @@ int main(int argc, char **argv)
 	int busy;
 	long bad;
 
-	if (argc != 2)
-		die("usage: hi_target SCENARIO", NULL);
+	if (argc != 2 && argc != 3)
+		die("usage: hi_target SCENARIO [ARG]", NULL);
+	sc_arg = argc == 3 ? argv[2] : NULL;
 	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		if (!strcmp(argv[1], scenarios[i].name))
 			sc = &scenarios[i];
@@ -932,6 +1207,14 @@ int main(int argc, char **argv)
 				put_str("\n");
 			}
 			flush_out();
+		} else if (!strncmp(line, "alloc ", 6) &&
+			   sc->build == sc_grow) {
+			if (grow_alloc(line + 6) == 0) {
+				report();
+			} else {
+				put_str("error bad alloc\n");
+				flush_out();
+			}
 		} else if (!strcmp(line, "exit")) {
 			break;
 		} else {
@@ -940,6 +1223,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (pace_step) {
+		atomic_store(&pace_stop, 1);
+		pthread_join(pace_th, NULL);
+	}
 	if (busy) {
 		busy_stop_all();
 		bad = atomic_load(&busy_bad);
