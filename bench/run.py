@@ -242,78 +242,125 @@ class Bench:
                 "system_mem": int(m.group(1)) if m else None,
                 "stderr": err.strip()[-300:]}
 
-    def measure(self, label, target_args, runs, gdb_runs):
-        log("%s: building the heap (%s)" % (label, " ".join(target_args)))
-        target = Target(self.target_bin, target_args, 1800)
-        try:
-            return self._measure(label, target, runs, gdb_runs)
-        finally:
-            target.close()
+    def measure(self, specs, runs):
+        """Measure one heap, or several side by side.
 
-    def _measure(self, label, target, runs, gdb_runs):
-        row = {"label": label, "ready": target.ready}
-        mi = target.mallinfo(max(5, runs))
-        want = {k: mi[k] for k in FIGURES}
+        specs: [(label, target_args, gdb_runs)].  With several, their
+        targets live together and every step alternates between them, so
+        that the machine's load, which moves from minute to minute, weighs
+        on each the same.  Return the rows, None for a heap that could not
+        be measured.
+        """
+        sessions = []
+        try:
+            for label, targs, gdb_runs in specs:
+                log("%s: building the heap (%s)" % (label, " ".join(targs)))
+                try:
+                    sessions.append(Session(self, label, targs, gdb_runs))
+                except BenchError as e:
+                    log("%s: not measured: %s" % (label, e))
+            live = list(sessions)
+            for step in [Session.start] + [Session.step] * runs + \
+                    [Session.finish]:
+                for sess in list(live):
+                    try:
+                        step(sess)
+                    except BenchError as e:
+                        log("%s: not measured: %s" % (sess.label, e))
+                        live.remove(sess)
+            return [s.row if s in live else None for s in sessions]
+        finally:
+            for sess in sessions:
+                sess.target.close()
+
+
+class Session:
+    """One heap being measured: its target and its samples.
+
+    Each step is one heapinspect run, the heartbeat around it, the same
+    time left idle, a few mallinfo2() calls timed by the target, and (for
+    the first gdb_runs steps) one gdb run: every ratio the report gives is
+    made of samples taken next to each other.
+    """
+
+    def __init__(self, bench, label, targs, gdb_runs):
+        self.bench = bench
+        self.label = label
+        self.gdb_runs = gdb_runs if bench.gdb else 0
+        self.target = Target(bench.target_bin, targs, 1800)
+        self.row = {"label": label, "ready": self.target.ready, "runs": [],
+                    "idle_us": [], "mi_us_samples": [], "gdb": [],
+                    "figures_moved": []}
+
+    def start(self):
+        bench, target, row = self.bench, self.target, self.row
+        mi = target.mallinfo(5)
+        self.want = {k: mi[k] for k in FIGURES}
         row["mallinfo"] = mi
         log("%s: ready in %d ms, mallinfo2 %.1f us; heapinspect..."
-            % (label, target.ready["build_ms"], mi["median_us"]))
-        warm = self.run_hi(target, want)
-        row["cold"] = warm
-        row["runs"] = []
-        row["idle_us"] = []
-        for _ in range(runs):
-            run = self.run_hi(target, want)
-            row["runs"].append(run)
-            row["idle_us"].append(self.idle_gap(target, run["wall_s"]))
-        # The heap must not have moved under us: the same figures again.
-        after = target.mallinfo(max(5, runs))
-        row["mallinfo_after"] = after
-        row["heap_stable"] = all(after[k] == want[k] for k in FIGURES)
-        row["gdb"] = []
-        if self.gdb and gdb_runs:
-            log("%s: gdb..." % label)
-            self.run_gdb(target)  # warm-up: page cache, as heapinspect's
-            for _ in range(gdb_runs):
-                row["gdb"].append(self.run_gdb(target))
-        self.summarise(row, want)
-        log("%s: pause %s us, heartbeat %s us, wall %.1f ms, figures %s"
-            % (label, fmt(row["pause_us"]), fmt(row["gap_us"]),
-               row["wall_ms"], row["figures"]))
-        return row
+            % (self.label, target.ready["build_ms"], mi["median_us"]))
+        row["cold"] = bench.run_hi(target, self.want)
+        if self.gdb_runs:
+            bench.run_gdb(target)  # warm-up: page cache, as heapinspect's
 
-    @staticmethod
-    def summarise(row, want):
-        runs = row["runs"]
-        row["arenas"] = max((r.get("arenas") or 0) for r in runs + [row["cold"]])
-        row["free_chunks"] = want["ordblks"] + want["smblks"] - row["arenas"] \
-            if row["arenas"] else None
-        row["heap_mib"] = want["arena"] / 2**20
-        row["mi_us"] = row["mallinfo"]["median_us"]
-        row["pause_us"] = median(r.get("pause_us") for r in runs)
-        row["gap_us"] = median(r["gap_us"] for r in runs)
-        row["idle_gap_us"] = median(row["idle_us"])
-        row["wall_ms"] = median(r["wall_s"] for r in runs) * 1000
-        row["cold_wall_ms"] = row["cold"]["wall_s"] * 1000
-        row["rss_mib"] = max(r["rss_kib"] for r in runs + [row["cold"]]) / 1024
-        bad = sorted({m for r in runs + [row["cold"]] for m in r["mismatch"]})
-        if not row["heap_stable"]:
-            bad.append("the target's own figures changed during the run")
-        row["figures"] = "equal" if not bad else "; ".join(bad)
-        gdb_ok = [g for g in row["gdb"] if g["status"] == 0 and
-                  g["system_mem"] is not None]
-        row["gdb_ms"] = median(g["wall_s"] for g in gdb_ok)
-        if row["gdb_ms"] is not None:
-            row["gdb_ms"] *= 1000
-        row["gdb_gap_us"] = median(g["gap_us"] for g in gdb_ok)
-        if row["gdb"] and not gdb_ok:
-            row["gdb_error"] = row["gdb"][0]["stderr"]
-        row["gap_ratio"] = row["gap_us"] / row["mi_us"] if row["mi_us"] \
-            else None
-        row["pause_ratio"] = (row["pause_us"] / row["mi_us"]
-                              if row["mi_us"] and row["pause_us"] is not None
-                              else None)
-        row["gdb_ratio"] = (row["gdb_ms"] / row["wall_ms"]
-                            if row["gdb_ms"] else None)
+    def step(self):
+        bench, target, row = self.bench, self.target, self.row
+        run = bench.run_hi(target, self.want)
+        row["runs"].append(run)
+        row["idle_us"].append(bench.idle_gap(target, run["wall_s"]))
+        mi = target.mallinfo(3)
+        row["mi_us_samples"].append(mi["median_us"])
+        # The heap must not move under us: the same figures every time.
+        row["figures_moved"] += [k for k in FIGURES if mi[k] != self.want[k]]
+        if len(row["gdb"]) < self.gdb_runs:
+            row["gdb"].append(bench.run_gdb(target))
+
+    def finish(self):
+        summarise(self.row, self.want)
+        r = self.row
+        log("%s: pause %s us, heartbeat %s us, mallinfo2 %s us, wall %.1f ms,"
+            " figures %s" % (self.label, fmt(r["pause_us"]), fmt(r["gap_us"]),
+                             fmt(r["mi_us"]), r["wall_ms"], r["figures"]))
+
+
+def summarise(row, want):
+    """The row's medians and ratios, from its samples."""
+    runs = row["runs"]
+    every = runs + [row["cold"]]
+    row["arenas"] = max((r.get("arenas") or 0) for r in every)
+    row["free_chunks"] = (want["ordblks"] + want["smblks"] - row["arenas"]
+                          if row["arenas"] else None)
+    row["heap_mib"] = want["arena"] / 2**20
+    row["mi_us"] = median(row["mi_us_samples"])
+    row["pause_us"] = median(r.get("pause_us") for r in runs)
+    row["gap_us"] = median(r["gap_us"] for r in runs)
+    row["idle_gap_us"] = median(row["idle_us"])
+    row["wall_ms"] = median(r["wall_s"] for r in runs) * 1000
+    row["cold_wall_ms"] = row["cold"]["wall_s"] * 1000
+    row["rss_mib"] = max(r["rss_kib"] for r in every) / 1024
+    bad = sorted({m for r in every for m in r["mismatch"]})
+    if row["figures_moved"]:
+        bad.append("the target's own %s changed during the run"
+                   % ", ".join(sorted(set(row["figures_moved"]))))
+    gdb_ok = [g for g in row["gdb"] if g["status"] == 0 and
+              g["system_mem"] is not None]
+    main_mem = {r.get("main_system_mem") for r in every} - {None}
+    for g in gdb_ok:
+        if main_mem and g["system_mem"] not in main_mem:
+            bad.append("gdb's main_arena.system_mem %d is not heapinspect's "
+                       "%s" % (g["system_mem"], sorted(main_mem)))
+            break
+    row["figures"] = "equal" if not bad else "; ".join(bad)
+    row["gdb_ms"] = median(g["wall_s"] * 1000 for g in gdb_ok)
+    row["gdb_gap_us"] = median(g["gap_us"] for g in gdb_ok)
+    if row["gdb"] and not gdb_ok:
+        row["gdb_error"] = row["gdb"][0]["stderr"]
+    row["gap_ratio"] = row["gap_us"] / row["mi_us"] if row["mi_us"] else None
+    row["pause_ratio"] = (row["pause_us"] / row["mi_us"]
+                          if row["mi_us"] and row["pause_us"] is not None
+                          else None)
+    row["gdb_ratio"] = (row["gdb_ms"] / row["wall_ms"]
+                        if row["gdb_ms"] else None)
 
 
 def fmt(v, digits=0):
@@ -569,35 +616,27 @@ def main():
     facts = machine_facts(bench.hi)
     tick = ["--tick-us", str(args.tick_us)]
     rows, sparse_rows, big = [], [], None
-    by_key = {}
-
-    def attempt(label, targs, runs, gdb_runs):
-        try:
-            return bench.measure(label, targs + tick, runs, gdb_runs)
-        except BenchError as e:
-            log("%s: not measured: %s" % (label, e))
-            return None
 
     for c in chunks:
         for t in threads:
-            label = "%s×%d" % (si(c), t)
-            row = attempt(label, ["--chunks", str(c), "--threads", str(t)],
-                          args.runs, args.gdb_runs)
+            row, = bench.measure([("%s×%d" % (si(c), t),
+                                   ["--chunks", str(c), "--threads", str(t)]
+                                   + tick, args.gdb_runs)], args.runs)
             if row:
                 rows.append(row)
-                by_key[(c, t)] = row
     for c in sparse_sizes:
-        dense = by_key.get((c, 1)) or attempt(
-            "%s×1 dense" % si(c), ["--chunks", str(c)], args.runs, 0)
-        sparse = attempt("%s×1 sparse" % si(c),
-                         ["--chunks", str(c), "--layout", "sparse"],
-                         args.runs, 0)
-        if dense and sparse:
-            sparse_rows.append((dense, sparse))
+        # Measured again, side by side with the sparse heap: the same load.
+        pair = bench.measure([
+            ("%s×1 dense" % si(c), ["--chunks", str(c)] + tick, 0),
+            ("%s×1 sparse" % si(c),
+             ["--chunks", str(c), "--layout", "sparse"] + tick, 0)],
+            args.runs)
+        if None not in pair:
+            sparse_rows.append(tuple(pair))
     if big_mib:
-        big = attempt("big %d MiB" % big_mib,
-                      ["--layout", "big", "--heap-mib", str(big_mib)],
-                      min(args.runs, 3), 0)
+        big, = bench.measure([("big %d MiB" % big_mib,
+                               ["--layout", "big", "--heap-mib", str(big_mib)]
+                               + tick, 0)], min(args.runs, 3))
 
     text = report(bench, facts, rows, sparse_rows, big, started, q)
     print(text)
