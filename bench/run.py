@@ -396,18 +396,23 @@ def machine_facts(hi_path):
     except (OSError, AttributeError):
         pass
     facts["loadavg"] = " ".join(open("/proc/loadavg").read().split()[:3])
-    src = os.path.dirname(hi_path)
-    git = ["git", "-C", src]
+    # If heapinspect's build directory is in a git work tree: the last
+    # commit that changed its sources, and whether they have changed since.
+    def git(*argv):
+        return subprocess.run(["git", "-C", os.path.dirname(hi_path)] +
+                              list(argv), capture_output=True,
+                              text=True).stdout.strip()
+
     try:
-        rev = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(git + ["status", "--porcelain", "-uno"],
-                               capture_output=True, text=True).stdout.strip()
-        subject = subprocess.run(git + ["log", "-1", "--format=%s"],
-                                 capture_output=True, text=True).stdout.strip()
-        if rev:
-            facts["commit"] = "%s%s (%s)" % (rev, "-dirty" if dirty else "",
-                                             subject)
+        top = git("rev-parse", "--show-toplevel")
+        if top:
+            srcs = ["--"] + [os.path.join(top, d) for d in
+                             ("include", "inspector", "platforms", "symbols")]
+            rev = git("log", "-1", "--format=%h %s", *srcs)
+            dirty = git("status", "--porcelain", "-uno", *srcs)
+            facts["commit"] = "%s%s (heapinspect's sources; HEAD %s)" % (
+                rev, " + uncommitted changes" if dirty else "",
+                git("rev-parse", "--short", "HEAD"))
     except OSError:
         pass
     try:
