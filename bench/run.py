@@ -555,7 +555,8 @@ def report(bench, facts, rows, sparse_rows, big, started, quick):
     out.extend(main_table(rows))
     out.append("")
     if sparse_rows:
-        out.append("## Sparse vs dense: the same free chunks, 10× the bytes")
+        out.append("## Sparse vs dense: the same free chunks, "
+                   "about 9× the bytes")
         out.append("")
         out.extend(main_table([r for pair in sparse_rows for r in pair],
                               layout=True))
