@@ -431,7 +431,8 @@ def machine_facts(hi_path):
 
 def main_table(rows, layout=False):
     out = [
-        ("| layout " if layout else "") + "| chunks | threads | arenas | free chunks | heap MiB "
+        ("| layout " if layout else "") +
+        "| chunks | threads | arenas | free chunks | heap MiB "
         "| mallinfo2 µs | pause_us | heartbeat µs | idle µs "
         "| heartbeat / mallinfo2 | pause_us / mallinfo2 "
         "| wall ms | cold wall ms | peak RSS MiB "
