@@ -20,6 +20,7 @@
 #define BLOCK_SHIFT 12
 #define BLOCK_SIZE (1u << BLOCK_SHIFT)
 #define CACHE_SLOTS 8192 /* at most 32 MiB of copies per reader */
+#define BULK_READ (64u << 10)
 
 struct hi_block {
 	hi_addr_t base;
@@ -119,6 +120,12 @@ static int cached_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 
 	if (addr + len < addr)
 		return -EFAULT;
+	/*
+	 * A large read is a sweep over the heap (ptmalloc_sweep.c): it is
+	 * read once, so it goes straight to the caller, in one system call.
+	 */
+	if (len >= BULK_READ)
+		return raw_read(m, addr, buf, len);
 	if (!m->cache) {
 		m->cache = calloc(CACHE_SLOTS, sizeof(*m->cache));
 		if (!m->cache)

@@ -133,6 +133,17 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	s->exe[n > 0 ? n : 0] = '\0';
 
 	ctx.pid = o->pid;
+	/*
+	 * How free chunks are counted: following the lists, or reading the
+	 * heap from end to end; by default whichever costs less.  The tests
+	 * force each way with this, to prove both give glibc's figures.
+	 */
+	{
+		const char *walk = getenv("HEAPINSPECT_WALK");
+
+		ctx.walk = !walk ? 0 : strcmp(walk, "lists") == 0 ? 1
+			 : strcmp(walk, "sweep") == 0 ? 2 : 0;
+	}
 	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 	if (ret) {
 		set_err(err, ret, NULL);

@@ -70,6 +70,8 @@ struct hi_alloc_ctx {
 	struct hi_sym *sym;               /* modules of the target */
 	const struct hi_reader *reader;   /* set before any read */
 	const struct hi_maps *maps;       /* set before any read */
+	int walk;                         /* 0 auto, 1 lists only, 2 sweep
+					     only (tests compare them) */
 	void *priv;                       /* the backend's own state */
 	/* What probe/locate found, for the user. */
 	char version[32];                 /* e.g. "2.36" */

@@ -293,6 +293,37 @@ int hi_sym_variable(const struct hi_sym_module *m, const char *cu_suffix,
 	return -HI_E_NOSYM;
 }
 
+int hi_sym_type_named(const struct hi_sym_module *m, const char *cu_suffix,
+		      const char *name, struct hi_sym_type *type)
+{
+	Dwarf_Die cu, die;
+	Dwarf_Addr bias;
+	int ret;
+
+	ret = find_cu(m, cu_suffix, &cu, &bias);
+	if (ret)
+		return ret;
+	if (dwarf_child(&cu, &die) != 0)
+		return -HI_E_NOSYM;
+	do {
+		int tag = dwarf_tag(&die);
+		const char *n;
+
+		if (tag != DW_TAG_typedef && tag != DW_TAG_structure_type &&
+		    tag != DW_TAG_union_type && tag != DW_TAG_enumeration_type)
+			continue;
+		if (dwarf_hasattr(&die, DW_AT_declaration))
+			continue;
+		n = dwarf_diename(&die);
+		if (!n || strcmp(n, name) != 0)
+			continue;
+		type->die = die;
+		type->bias = bias;
+		return strip_type(&type->die) ? -HI_E_LAYOUT : 0;
+	} while (dwarf_siblingof(&die, &die) == 0);
+	return -HI_E_NOSYM;
+}
+
 int hi_sym_cu_ranges(const struct hi_sym_module *m, const char *cu_suffix,
 		     hi_addr_t (**ranges)[2])
 {

@@ -90,6 +90,14 @@ int hi_sym_variable(const struct hi_sym_module *m, const char *cu_suffix,
 int hi_sym_cu_ranges(const struct hi_sym_module *m, const char *cu_suffix,
 		     hi_addr_t (**ranges)[2]);
 
+/*
+ * The type named name (a typedef or a struct, union or enum tag) declared
+ * at the top of the compilation unit whose name ends in cu_suffix, with
+ * typedefs and qualifiers stripped.  Return 0, -HI_E_NOSYM or -HI_E_DWARF.
+ */
+int hi_sym_type_named(const struct hi_sym_module *m, const char *cu_suffix,
+		      const char *name, struct hi_sym_type *type);
+
 /* The byte size of type, after typedefs and qualifiers.  -HI_E_LAYOUT. */
 int hi_sym_type_size(const struct hi_sym_type *type, uint64_t *size);
 

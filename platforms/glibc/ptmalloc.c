@@ -149,6 +149,28 @@ static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
 	return ret;
 }
 
+/*
+ * heap_info (arena.c), the header of each heap of a non-main arena.  It is
+ * optional: without it those arenas are read through their lists only.
+ */
+static void heap_info_layout(struct hi_alloc_ctx *ctx, struct ptm_layout *l)
+{
+	struct ptm_priv *priv = ctx->priv;
+	struct hi_sym_type hi;
+	uint64_t count;
+
+	l->hinfo_size = 0;
+	if (hi_sym_type_named(&priv->libc, "malloc.c", "heap_info", &hi) ||
+	    hi_sym_type_size(&hi, &l->hinfo_size) ||
+	    hi_sym_member(&hi, "ar_ptr", &l->h_ar_ptr.off, &l->h_ar_ptr.size,
+			  &count, NULL) ||
+	    hi_sym_member(&hi, "prev", &l->h_prev.off, &l->h_prev.size,
+			  &count, NULL) ||
+	    hi_sym_member(&hi, "size", &l->h_size.off, &l->h_size.size,
+			  &count, NULL))
+		l->hinfo_size = 0;
+}
+
 static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 			     const struct hi_sym_type *state,
 			     const struct hi_sym_type *par, struct ptm_layout *l)
@@ -173,6 +195,9 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	M(state, "malloc_state", "attached_threads", 0, &l->attached_threads);
 	M(state, "malloc_state", "system_mem", 1, &l->system_mem);
 	M(state, "malloc_state", "max_system_mem", 1, &l->max_system_mem);
+	/* For reading a heap from end to end (ptmalloc_sweep.c). */
+	M(state, "malloc_state", "flags", 0, &l->flags);
+	M(par, "malloc_par", "sbrk_base", 0, &l->sbrk_base);
 	M(par, "malloc_par", "n_mmaps", 1, &l->n_mmaps);
 	M(par, "malloc_par", "mmapped_mem", 1, &l->mmapped_mem);
 	M(par, "malloc_par", "max_mmapped_mem", 1, &l->max_mmapped_mem);
@@ -188,6 +213,7 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	M(&chunk, "malloc_chunk", "bk", 1, &l->c_bk);
 #undef M
 	l->ptr_size = l->top.size;
+	heap_info_layout(ctx, l);
 	ret = ptm_layout_check(l);
 	if (ret)
 		snprintf(ctx->why, sizeof(ctx->why),
@@ -261,8 +287,13 @@ static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
 {
 	struct ptm_priv *priv = ctx->priv;
 
-	return ptm_read_heap(&priv->l, &priv->w, ctx->reader, ctx->maps,
-			     skip_locked, heap);
+	static const enum ptm_mode modes[] = { PTM_AUTO, PTM_LISTS, PTM_SWEEP };
+
+	return ptm_read_heap_mode(&priv->l, &priv->w, ctx->reader, ctx->maps,
+				  skip_locked,
+				  modes[ctx->walk >= 0 && ctx->walk <= 2
+						? ctx->walk : 0],
+				  heap);
 }
 
 static void ptm_release(struct hi_alloc_ctx *ctx)

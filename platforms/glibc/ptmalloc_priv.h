@@ -35,11 +35,18 @@ struct ptm_layout {
 	struct ptm_field attached_threads; /* size 0 when absent */
 	struct ptm_field system_mem;
 	struct ptm_field max_system_mem;
+	struct ptm_field flags;    /* NONCONTIGUOUS_BIT; size 0: unknown */
 	/* struct malloc_par */
 	uint64_t par_size;
 	struct ptm_field n_mmaps;
 	struct ptm_field mmapped_mem;
 	struct ptm_field max_mmapped_mem;
+	struct ptm_field sbrk_base; /* size 0: unknown */
+	/* heap_info (arena.c), the header of a non-main arena's heap */
+	uint64_t hinfo_size;       /* 0: unknown */
+	struct ptm_field h_ar_ptr;
+	struct ptm_field h_prev;
+	struct ptm_field h_size;
 	/* struct malloc_chunk */
 	struct ptm_field c_size;   /* mchunk_size: INTERNAL_SIZE_T */
 	struct ptm_field c_fd;
@@ -92,5 +99,40 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
 int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		  const struct hi_reader *r, const struct hi_maps *maps,
 		  int skip_locked, struct hi_heap *heap);
+
+/* How read_arena counts the free chunks of an arena. */
+enum ptm_mode {
+	PTM_AUTO,  /* walk the lists; sweep when that would cost more */
+	PTM_LISTS, /* only walk the lists, as int_mallinfo does */
+	PTM_SWEEP, /* only sweep the heap (or fail with -ENOTSUP) */
+};
+
+/* ptm_read_heap with the mode chosen (tests compare the two ways). */
+int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
+		       const struct hi_reader *r, const struct hi_maps *maps,
+		       int skip_locked, enum ptm_mode mode,
+		       struct hi_heap *heap);
+
+/*
+ * Count the arena's free chunks by reading its heap from end to end
+ * instead of following its lists: a chunk is in a bin exactly when the
+ * next chunk's PREV_INUSE bit is clear, and the fastbins are followed
+ * through a table of the heap's small chunks made on the way.  The caller
+ * has filled a's counters from the arena struct st and its top.  Return 0
+ * with a's list counts set (or a->status -HI_E_CORRUPT when a fastbin
+ * leaves the heap's chunks), -ENOTSUP when the heap cannot be swept (an
+ * unknown layout, a non-contiguous main arena, anything unexpected on the
+ * way: the lists must be walked), or -errno from the reader.
+ */
+int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
+	      const struct hi_reader *r, const struct hi_maps *maps,
+	      const unsigned char *st, hi_addr_t top, struct hi_arena *a);
+
+/* A member's value in a struct read from the target (size 4 or 8). */
+uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
+
+/* MALLOC_ALIGNMENT, MINSIZE, and chunksize() of a size field. */
+uint64_t ptm_align(const struct ptm_layout *l);
+uint64_t ptm_minsize(const struct ptm_layout *l);
 
 #endif

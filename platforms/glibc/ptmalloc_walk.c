@@ -38,7 +38,7 @@
 #define PTM_MAX_ARENAS 16384
 #define PTM_MAX_STATE 65536
 
-static uint64_t get_field(const unsigned char *buf, const struct ptm_field *f)
+uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f)
 {
 	uint32_t v32;
 	uint64_t v64;
@@ -64,7 +64,7 @@ static uint64_t get_elem(const unsigned char *buf, const struct ptm_field *f,
 		.size = ptr_size,
 	};
 
-	return get_field(buf, &e);
+	return ptm_get(buf, &e);
 }
 
 static int field_ok(const struct ptm_field *f, uint64_t within, int is_ptr,
@@ -97,6 +97,15 @@ int ptm_layout_check(const struct ptm_layout *l)
 	if (l->attached_threads.size &&
 	    !field_ok(&l->attached_threads, l->state_size, 0, p))
 		return -HI_E_LAYOUT;
+	if ((l->flags.size && !field_ok(&l->flags, l->state_size, 0, p)) ||
+	    (l->sbrk_base.size &&
+	     !field_ok(&l->sbrk_base, l->par_size, 1, p)))
+		return -HI_E_LAYOUT;
+	if (l->hinfo_size &&
+	    (l->hinfo_size > 256 || !field_ok(&l->h_ar_ptr, l->hinfo_size, 1, p) ||
+	     !field_ok(&l->h_prev, l->hinfo_size, 1, p) ||
+	     !field_ok(&l->h_size, l->hinfo_size, 0, p)))
+		return -HI_E_LAYOUT;
 	/* NFASTBINS is 10 and NBINS 128 in every glibc since 2.3. */
 	if (l->fastbins.count < 1 || l->fastbins.count > 64 ||
 	    !field_ok(&l->fastbins, l->state_size, 1, p))
@@ -118,7 +127,7 @@ int ptm_layout_check(const struct ptm_layout *l)
 }
 
 /* MALLOC_ALIGNMENT: 2 * SIZE_SZ on the 64-bit targets we read. */
-static uint64_t ptm_align(const struct ptm_layout *l)
+uint64_t ptm_align(const struct ptm_layout *l)
 {
 	return 2 * (uint64_t)l->c_size.size;
 }
@@ -133,7 +142,7 @@ static uint64_t chunksize(uint64_t size_field)
  * MINSIZE: MIN_CHUNK_SIZE, offsetof (struct malloc_chunk, fd_nextsize), that
  * is the end of bk, rounded up to MALLOC_ALIGNMENT.
  */
-static uint64_t ptm_minsize(const struct ptm_layout *l)
+uint64_t ptm_minsize(const struct ptm_layout *l)
 {
 	uint64_t a = ptm_align(l) - 1;
 
@@ -218,6 +227,7 @@ struct chunk {
  */
 struct cursor {
 	hi_addr_t p;    /* the chunk to read next */
+	hi_addr_t head; /* the first chunk */
 	hi_addr_t end;  /* 0 for a fastbin, the bin header b for a bin */
 	unsigned idx;
 	int fast;
@@ -265,9 +275,9 @@ static int read_chunk(const struct ptm_layout *l, const struct hi_reader *r,
 			       " cannot be read", NAME, p);
 	if (ret)
 		return ret;
-	c->size = chunksize(get_field(buf, &l->c_size));
-	c->fd = get_field(buf, &l->c_fd);
-	c->bk = get_field(buf, &l->c_bk);
+	c->size = chunksize(ptm_get(buf, &l->c_size));
+	c->fd = ptm_get(buf, &l->c_fd);
+	c->bk = ptm_get(buf, &l->c_bk);
 	if (c->size < ptm_minsize(l) || (c->size & (ptm_align(l) - 1)))
 		return corrupt(a, p, "%s: chunk " HI_PRIxADDR
 			       " has an impossible size %" PRIu64,
@@ -349,6 +359,8 @@ static int cursor_step(const struct ptm_layout *l, const struct hi_reader *r,
  * (sign 1), the highest for lists that descend (sign -1).
  */
 #define DENSE_STRIDE 16384
+#define SWEEP_RATIO 8
+#define SWEEP_MIN 64
 
 struct cheap {
 	struct cursor **v;
@@ -403,7 +415,8 @@ static void cheap_push(struct cheap *h, struct cursor *c)
  */
 static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
-		      uint64_t bound, struct cheap *h, hi_addr_t *want)
+		      uint64_t bound, struct cheap *h, hi_addr_t *want,
+		      uint64_t *misses)
 {
 	struct cursor *c = h->v[0];
 	int ret;
@@ -411,6 +424,7 @@ static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
 	if (r->prefetch && !r->cached(r->arg, c->p, 32)) {
 		size_t k = 0;
 
+		(*misses)++;
 		/* Only chunks that look sane are worth fetching. */
 		for (size_t i = 0; i < h->n; i++) {
 			if (hi_maps_rw_range(maps, h->v[i]->p, 32))
@@ -441,8 +455,9 @@ static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
  */
 static int walk_lists(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
-		      struct cursor *cur, size_t ncur)
+		      struct cursor *cur, size_t ncur, uint64_t budget)
 {
+	uint64_t misses = 0;
 	uint64_t bound = list_bound(l, a->system_mem);
 	struct cheap up = { .sign = 1 }, down = { .sign = -1 };
 	hi_addr_t *want;
@@ -472,13 +487,16 @@ static int walk_lists(const struct ptm_layout *l, const struct hi_reader *r,
 	 * One sweep after the other: the downward one starts where the upward
 	 * one ended, on blocks still at hand.
 	 */
-	while (up.n) {
-		if ((ret = cheap_step(l, r, maps, a, bound, &up, want)))
+	while (up.n || down.n) {
+		struct cheap *h = up.n ? &up : &down;
+
+		if ((ret = cheap_step(l, r, maps, a, bound, h, want, &misses)))
 			goto out;
-	}
-	while (down.n) {
-		if ((ret = cheap_step(l, r, maps, a, bound, &down, want)))
+		/* Reading the whole heap would cost less: say so. */
+		if (budget && misses > budget) {
+			ret = -EAGAIN;
 			goto out;
+		}
 	}
 	ret = 0;
 out:
@@ -496,7 +514,8 @@ out:
  */
 static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		      const struct hi_reader *r, const struct hi_maps *maps,
-		      hi_addr_t addr, int skip_locked, struct hi_arena *a)
+		      hi_addr_t addr, int skip_locked, enum ptm_mode mode,
+		      struct hi_arena *a)
 {
 	unsigned char *st;
 	struct cursor *cur = NULL;
@@ -518,18 +537,18 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 	}
 	if (ret)
 		goto out;
-	if (skip_locked && get_field(st, &l->mutex) != 0) {
+	if (skip_locked && ptm_get(st, &l->mutex) != 0) {
 		a->status = -HI_E_BUSY;
 		ret = 0;
 		goto out;
 	}
-	a->system_mem = get_field(st, &l->system_mem);
-	a->max_system_mem = get_field(st, &l->max_system_mem);
+	a->system_mem = ptm_get(st, &l->system_mem);
+	a->max_system_mem = ptm_get(st, &l->max_system_mem);
 	if (l->attached_threads.size) {
-		a->attached_threads = get_field(st, &l->attached_threads);
+		a->attached_threads = ptm_get(st, &l->attached_threads);
 		a->has_attached_threads = 1;
 	}
-	top = get_field(st, &l->top);
+	top = ptm_get(st, &l->top);
 	if (top == 0) {
 		/*
 		 * malloc_init_state has not run: the process has not called
@@ -558,7 +577,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		}
 		if (ret)
 			goto out;
-		a->top_size = chunksize(get_field(buf, &f));
+		a->top_size = chunksize(ptm_get(buf, &f));
 		/*
 		 * "top size is always at least MINSIZE" (do_check_chunk),
 		 * except for initial_top, the unsorted bin's header.
@@ -583,7 +602,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 
 		if (!head)
 			continue;
-		cur[ncur].p = head;
+		cur[ncur].p = cur[ncur].head = head;
 		cur[ncur].end = 0;
 		cur[ncur].idx = i;
 		cur[ncur].fast = 1;
@@ -601,7 +620,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 
 		if (last == b)
 			continue;
-		cur[ncur].p = last;
+		cur[ncur].p = cur[ncur].head = last;
 		cur[ncur].end = b;
 		cur[ncur].idx = i;
 		cur[ncur].fast = 0;
@@ -609,7 +628,43 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		cur[ncur].cyc.power = 1;
 		ncur++;
 	}
-	ret = walk_lists(l, r, maps, a, cur, ncur);
+	/*
+	 * A miss of the reader's cache costs a system call and a page copy;
+	 * past one miss for every SWEEP_RATIO pages of the arena's memory,
+	 * one pass over all of it costs less (ptmalloc_sweep.c).
+	 */
+	if (mode == PTM_SWEEP) {
+		ret = -EAGAIN;
+	} else {
+		uint64_t budget = mode == PTM_AUTO && r->cached
+					  ? a->system_mem / 4096 / SWEEP_RATIO +
+						    SWEEP_MIN
+					  : 0;
+
+		ret = walk_lists(l, r, maps, a, cur, ncur, budget);
+	}
+	if (ret == -EAGAIN) {
+		struct hi_arena keep = *a;
+
+		keep.fast_chunks = keep.fast_bytes = 0;
+		keep.bin_chunks = keep.bin_bytes = 0;
+		keep.status = 0;
+		keep.why[0] = '\0';
+		*a = keep;
+		ret = ptm_sweep(l, w, r, maps, st, top, a);
+		if (ret == -ENOTSUP && mode == PTM_AUTO) {
+			/* Start the lists again, from their heads. */
+			*a = keep;
+			for (size_t i = 0; i < ncur; i++) {
+				cur[i].p = cur[i].head;
+				cur[i].n = 0;
+				cur[i].cyc.saved = cur[i].end;
+				cur[i].cyc.power = 1;
+				cur[i].cyc.steps = 0;
+			}
+			ret = walk_lists(l, r, maps, a, cur, ncur, 0);
+		}
+	}
 	if (ret == -HI_E_CORRUPT)
 		ret = 0;
 	if (ret || a->status)
@@ -680,7 +735,7 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 				ret = -HI_E_CORRUPT;
 			goto err;
 		}
-		a = get_field(buf, &f);
+		a = ptm_get(buf, &f);
 		/* Before ptmalloc_init, 2.26 and older left next at zero. */
 		if (a == 0 && n == 1)
 			a = w->main_arena;
@@ -708,7 +763,7 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
 		ret = hi_read(r, ring[i] + l->mutex.off, buf, l->mutex.size);
 		if (ret)
 			break;
-		if (get_field(buf, &f) != 0)
+		if (ptm_get(buf, &f) != 0)
 			busy++;
 	}
 	free(ring);
@@ -726,6 +781,14 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		  const struct hi_reader *r, const struct hi_maps *maps,
 		  int skip_locked, struct hi_heap *heap)
 {
+	return ptm_read_heap_mode(l, w, r, maps, skip_locked, PTM_AUTO, heap);
+}
+
+int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
+		       const struct hi_reader *r, const struct hi_maps *maps,
+		       int skip_locked, enum ptm_mode mode,
+		       struct hi_heap *heap)
+{
 	unsigned char *par;
 	hi_addr_t *ring, bad;
 	int n, ret;
@@ -737,9 +800,9 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 	ret = hi_read(r, w->mp, par, l->par_size);
 	if (ret)
 		goto out_par;
-	heap->n_mmaps = get_field(par, &l->n_mmaps);
-	heap->mmapped_mem = get_field(par, &l->mmapped_mem);
-	heap->max_mmapped_mem = get_field(par, &l->max_mmapped_mem);
+	heap->n_mmaps = ptm_get(par, &l->n_mmaps);
+	heap->mmapped_mem = ptm_get(par, &l->mmapped_mem);
+	heap->max_mmapped_mem = ptm_get(par, &l->max_mmapped_mem);
 
 	n = ptm_ring(l, w, r, maps, &ring, &bad);
 	if (n < 0) {
@@ -757,7 +820,7 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		struct hi_arena *a = &heap->arenas[i];
 		uint64_t avail;
 
-		ret = read_arena(l, w, r, maps, ring[i], skip_locked, a);
+		ret = read_arena(l, w, r, maps, ring[i], skip_locked, mode, a);
 		if (ret)
 			goto out_ring;
 		if (a->status) {

@@ -67,10 +67,12 @@ static struct ptm_layout layout(int safe_linking)
 		.attached_threads = { 2176, 8, 0 },
 		.system_mem = { 2184, 8, 0 },
 		.max_system_mem = { 2192, 8, 0 },
+		.flags = { 4, 4, 0 },
 		.par_size = 136,
 		.n_mmaps = { 60, 4, 0 },
 		.mmapped_mem = { 80, 8, 0 },
 		.max_mmapped_mem = { 88, 8, 0 },
+		.sbrk_base = { 96, 8, 0 },
 		.c_size = { 8, 8, 0 },
 		.c_fd = { 16, 8, 0 },
 		.c_bk = { 24, 8, 0 },
@@ -101,6 +103,9 @@ struct expect {
 };
 
 static hi_addr_t next_chunk;
+/* Chunks put in bins: the chunk after each is told it is free. */
+static hi_addr_t binned[64];
+static size_t nbinned;
 
 static hi_addr_t new_chunk(uint64_t size)
 {
@@ -137,6 +142,7 @@ static void push_bin(const struct ptm_layout *l, unsigned i, uint64_t size,
 	put64(p + 24, b);
 	put64(fwd + 24, p);
 	put64(b + 16, p);
+	binned[nbinned++] = p;
 	e->bin_chunks++;
 	e->bin_bytes += size;
 }
@@ -148,6 +154,7 @@ static void build(const struct ptm_layout *l, struct expect *e)
 	memset(mem, 0, sizeof(mem));
 	memset(e, 0, sizeof(*e));
 	next_chunk = HEAP;
+	nbinned = 0;
 	put64(ARENA + l->next.off, ARENA);
 	put64(ARENA + l->attached_threads.off, 1);
 	for (unsigned i = 1; i < 128; i++) {
@@ -167,6 +174,17 @@ static void build(const struct ptm_layout *l, struct expect *e)
 	push_bin(l, 118, 32768, e); /* 110 + (32768 >> 12) */
 	top = new_chunk(0x8000);
 	e->top = 0x8000;
+	/* As _int_free leaves a binned chunk: the next one's PREV_INUSE clear. */
+	for (size_t i = 0; i < nbinned; i++) {
+		uint64_t sz, nsz;
+		hi_addr_t n;
+
+		memcpy(&sz, mem + (binned[i] + 8 - BASE), 8);
+		n = binned[i] + (sz & ~7ull);
+		memcpy(&nsz, mem + (n + 8 - BASE), 8);
+		put64(n + 8, nsz & ~1ull);
+	}
+	put64(PAR + l->sbrk_base.off, HEAP);
 	put64(ARENA + l->top.off, top);
 	put64(ARENA + l->system_mem.off, next_chunk - HEAP);
 	put64(ARENA + l->max_system_mem.off, next_chunk - HEAP);
@@ -175,14 +193,16 @@ static void build(const struct ptm_layout *l, struct expect *e)
 	put64(PAR + l->max_mmapped_mem.off, 5 * 0x21000);
 }
 
+static enum ptm_mode walk_mode = PTM_AUTO;
+
 static int walk(const struct ptm_layout *l, struct hi_heap *h)
 {
 	struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
 
-	return ptm_read_heap(l, &w, &reader, &maps, 1, h);
+	return ptm_read_heap_mode(l, &w, &reader, &maps, 1, walk_mode, h);
 }
 
-static void test_good(int safe_linking)
+static void test_good(int safe_linking, enum ptm_mode mode)
 {
 	struct ptm_layout l = layout(safe_linking);
 	struct hi_heap h;
@@ -192,8 +212,10 @@ static void test_good(int safe_linking)
 
 	CHECK(ptm_layout_check(&l) == 0, "layout rejected");
 	build(&l, &e);
+	walk_mode = mode;
 	ret = walk(&l, &h);
-	CHECK(ret == 0, "walk returned %d", ret);
+	walk_mode = PTM_AUTO;
+	CHECK(ret == 0, "walk (mode %d) returned %d", mode, ret);
 	CHECK(h.complete, "incomplete: %s", h.narenas ? h.arenas[0].why : "");
 	if (ret || !h.complete)
 		goto out;
@@ -380,10 +402,48 @@ static void test_layout_check(void)
 	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "odd mutex size");
 }
 
+/*
+ * The sweep over a broken heap: a fastbin that points at no chunk is
+ * corrupt; a chunk whose size breaks the tiling makes the sweep give up
+ * (-ENOTSUP), and the lists, walked instead, give the right figures.
+ */
+static void test_sweep_corrupt(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	struct hi_heap h;
+	struct expect e;
+	hi_addr_t p;
+	int ret;
+
+	build(&l, &e);
+	memcpy(&p, mem + (ARENA + l.fastbins.off - BASE), 8);
+	put64(ARENA + l.fastbins.off, p + 16); /* inside a chunk */
+	walk_mode = PTM_SWEEP;
+	ret = walk(&l, &h);
+	CHECK(ret == 0 && !h.complete &&
+	      h.arenas[0].status == -HI_E_CORRUPT &&
+	      h.arenas[0].bad_addr == p + 16,
+	      "sweep: fastbin into a chunk: ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+
+	build(&l, &e);
+	/* An in-use chunk of the heap takes a size that overruns top. */
+	put64(HEAP + 8 + 32 * 5 + 80 * 3 + 4000 + 48, 0x100000 | 1);
+	ret = walk(&l, &h);
+	CHECK(ret == -ENOTSUP, "sweep over a broken tiling: ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+	walk_mode = PTM_AUTO;
+}
+
 int main(void)
 {
 	for (int sl = 0; sl <= 1; sl++) {
-		test_good(sl);
+		test_good(sl, PTM_AUTO);
+		test_good(sl, PTM_LISTS);
+		test_good(sl, PTM_SWEEP);
+		test_sweep_corrupt(sl);
 		expect_corrupt("fastbin cycle", fast_cycle, sl);
 		expect_corrupt("fastbin unmapped", fast_unmapped, sl);
 		expect_corrupt("fastbin misaligned", fast_misaligned, sl);
