@@ -48,6 +48,7 @@ static const unsigned char x86_64_restorer_code[] = {
 #endif
 
 #define X86_64_NR_RT_SIGRETURN 15
+#define X86_64_NR_RESTART_SYSCALL 219
 
 /*
  * The kernel's struct rt_sigframe on x86_64: pretcode, then struct ucontext
@@ -317,6 +318,15 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 	    st->lo < m->start + STACK_NEED || st->lo > st->hi) {
 		snprintf(why, why_size, "too little stack below 0x%llx",
 			 (unsigned long long)st->regs.rsp);
+		return 0;
+	}
+	/*
+	 * In restart_syscall itself, the call to restart is only in
+	 * restart_block, which rt_sigreturn resets: that thread would see
+	 * EINTR if heapinspect died during the call.
+	 */
+	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL) {
+		snprintf(why, why_size, "in restart_syscall");
 		return 0;
 	}
 	if ((long)st->regs.orig_rax >= 0 && saves_sigmask(st->regs.orig_rax)) {
