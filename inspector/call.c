@@ -163,9 +163,12 @@ static int thread_in_allocator(struct hi_caller *c, pid_t tid, char *why,
 	for (int i = 0; i < n; i++) {
 		if (in_ranges(pcs[i], c->code, c->ncode) ||
 		    in_ranges(pcs[i], c->funcs.entries, c->funcs.nentries)) {
+			const char *fn = hi_sym_addr_name(c->ctx->sym, pcs[i]);
+
 			snprintf(why, size, "thread %d is inside the allocator "
-				 "(frame %d, pc 0x%llx)", (int)tid, i,
-				 (unsigned long long)pcs[i]);
+				 "(frame %d, pc 0x%llx%s%s)", (int)tid, i,
+				 (unsigned long long)pcs[i], fn ? " in " : "",
+				 fn ? fn : "");
 			return 1;
 		}
 	}

@@ -534,3 +534,10 @@ int hi_sym_thread_frames(struct hi_sym *sym, pid_t tid, hi_addr_t *pcs,
 	dwfl_getthread_frames(sym->dwfl, tid, frame_cb, &a);
 	return a.n > 0 ? a.n : -HI_E_DWARF;
 }
+
+const char *hi_sym_addr_name(struct hi_sym *sym, hi_addr_t addr)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(sym->dwfl, addr);
+
+	return mod ? dwfl_module_addrname(mod, addr) : NULL;
+}

@@ -147,6 +147,9 @@ int hi_sym_attach(struct hi_sym *sym, pid_t pid);
 int hi_sym_thread_frames(struct hi_sym *sym, pid_t tid, hi_addr_t *pcs,
 			 int max);
 
+/* The name of the function at addr in the target, or NULL (session-owned). */
+const char *hi_sym_addr_name(struct hi_sym *sym, hi_addr_t addr);
+
 /* The message of libdwfl's last error, for diagnostics. */
 const char *hi_sym_errmsg(void);
 
