@@ -15,12 +15,15 @@
 
 #include "cli.h"
 #include "output.h"
+#include "trim.h"
 #include "snapshot.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: heapinspect -p PID [--json] [--bytes] [--debuginfo-path PATH]\n"
+"                   [--method auto|read|call] [--timeout MS]\n"
+"       heapinspect trim -p PID [--pad BYTES] [--json] (see trim --help)\n"
 "       heapinspect snapshot -p PID -o FILE\n"
 "       heapinspect watch -p PID --interval DURATION [--count N |\n"
 "                         --duration DURATION] -o FILE\n"
@@ -45,6 +48,12 @@ static void usage(FILE *out)
 "                           target (default 10)\n"
 "      --stop-timeout MS    how long to wait for every thread to stop\n"
 "                           (default 2000)\n"
+"      --method M           read: from the allocator's memory; call: from\n"
+"                           the target's own mallinfo2(), called in it at\n"
+"                           a moment no thread is inside malloc; auto\n"
+"                           (default): read where possible, else call\n"
+"      --timeout MS         how long to wait for that moment (default\n"
+"                           5000), and for the call to return\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
 "\n"
@@ -204,6 +213,44 @@ int report_error(const struct hi_snapshot_opts *o,
 		       "uninterruptible sleep?); nothing was read", pid,
 		       o->stop_timeout_ms);
 		break;
+	case -HI_E_UNSAFE:
+		errmsg("pid %d: no safe moment to call into its allocator "
+		       "within %u ms (%u stops; last: %s); nothing was called",
+		       pid, o->timeout_ms, s->call.attempts,
+		       s->call.unsafe[0] ? s->call.unsafe : "?");
+		break;
+	case -HI_E_NOHOST:
+		errmsg("pid %d: no thread can run the call: %s; nothing was "
+		       "called", pid, s->call.unsafe[0] ? s->call.unsafe :
+		       "?");
+		break;
+	case -HI_E_CALLFAULT:
+		errmsg("pid %d: %s() faulted in thread %d; the thread was put "
+		       "back as it was and the process runs on", pid,
+		       s->call.function ? s->call.function : "?",
+		       (int)s->call.thread);
+		break;
+	case -HI_E_CALLSTUCK:
+		if (s->call.abandoned)
+			errmsg("pid %d: %s() did not return within %u ms; no "
+			       "allocator lock was held, so it was undone: "
+			       "thread %d is back where it was", pid,
+			       s->call.function, o->timeout_ms,
+			       (int)s->call.thread);
+		else
+			errmsg("pid %d: %s() did not return within %u ms and "
+			       "could not be undone safely; it still runs in "
+			       "thread %d, which returns to where it was by "
+			       "itself when the call ends (through the signal "
+			       "frame on its stack); the other threads run on",
+			       pid, s->call.function, o->timeout_ms,
+			       (int)s->call.thread);
+		break;
+	case -HI_E_RESTORE:
+		errmsg("pid %d: after %s(), thread %d's registers did not read "
+		       "back as saved", pid, s->call.function,
+		       (int)s->call.thread);
+		break;
 	default:
 		errmsg("pid %d: %s", pid, hi_strerror(err->code));
 		break;
@@ -234,6 +281,7 @@ static const struct {
 	{ "diff", hi_cmd_diff },
 	{ "trend", hi_cmd_trend },
 	{ "plot", hi_cmd_plot },
+	{ "trim", hi_trim_main },
 };
 
 int main(int argc, char **argv)
@@ -245,6 +293,8 @@ int main(int argc, char **argv)
 		{ "debuginfo-path", required_argument, NULL, 'd' },
 		{ "attempts", required_argument, NULL, 'a' },
 		{ "stop-timeout", required_argument, NULL, 't' },
+		{ "method", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -253,6 +303,8 @@ int main(int argc, char **argv)
 		.pid = 0,
 		.attempts = 10,
 		.stop_timeout_ms = 2000,
+		.method = HI_METHOD_AUTO,
+		.timeout_ms = 5000,
 	};
 	struct hi_snapshot s;
 	struct hi_snapshot_err err;
@@ -303,6 +355,27 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			o.stop_timeout_ms = (unsigned)v;
+			break;
+		case 'm':
+			if (strcmp(optarg, "read") == 0) {
+				o.method = HI_METHOD_READ;
+			} else if (strcmp(optarg, "call") == 0) {
+				o.method = HI_METHOD_CALL;
+			} else if (strcmp(optarg, "auto") == 0) {
+				o.method = HI_METHOD_AUTO;
+			} else {
+				errmsg("invalid --method '%s': expected auto, "
+				       "read or call", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'T':
+			if (parse_uint(optarg, 3600000, &v) || v == 0) {
+				errmsg("invalid --timeout '%s': expected 1 to "
+				       "3600000 ms", optarg);
+				return EXIT_USAGE;
+			}
+			o.timeout_ms = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);

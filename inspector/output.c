@@ -142,6 +142,57 @@ static json_t *mallinfo_json(const struct hi_mallinfo *m)
 	return o;
 }
 
+static const char *const rank_names[] = {
+	[HI_HOST_NO] = "none",
+	[HI_HOST_RESTARTBLOCK] = "sleeping (restart_block)",
+	[HI_HOST_USER] = "running its own code",
+	[HI_HOST_SYSCALL] = "blocked in a system call",
+};
+
+json_t *hi_mallinfo_json(const struct hi_mallinfo *m)
+{
+	return mallinfo_json(m);
+}
+
+json_t *hi_call_report_json(const struct hi_call_report *r)
+{
+	json_t *o = json_object(), *sys = json_object();
+
+	json_object_set_new(o, "function", json_string(r->function));
+	json_object_set_new(o, "thread", json_integer(r->thread));
+	json_object_set_new(o, "thread_was",
+			    json_string(rank_names[r->host_rank]));
+	json_object_set_new(o, "attempts", jint(r->attempts));
+	json_object_set_new(o, "waited_us", jint(r->waited_us));
+	json_object_set_new(o, "call_us", jint(r->call_us));
+	json_object_set_new(o, "locks_checked",
+			    json_boolean(r->locks_checked));
+	json_object_set_new(o, "stacks_checked",
+			    json_boolean(r->stacks_checked));
+	json_object_set_new(o, "signals_held", jint(r->signals_held));
+	for (int i = 0; i < HI_CALL_MAX_SYSCALLS && r->syscalls[i].name; i++)
+		json_object_set_new(sys, r->syscalls[i].name,
+				    jint(r->syscalls[i].count));
+	if (r->nsyscalls_other)
+		json_object_set_new(sys, "other", jint(r->nsyscalls_other));
+	json_object_set_new(o, "syscalls", sys);
+	return o;
+}
+
+static json_t *call_json(const struct hi_snapshot *s)
+{
+	json_t *o = hi_call_report_json(&s->call);
+
+	json_object_set_new(o, "agrees_with_memory",
+			    s->read_agrees < 0 ? json_null()
+					       : json_boolean(s->read_agrees));
+	if (s->call_wraps)
+		json_object_set_new(o, "note", json_string(
+			"mallinfo() of glibc before 2.33: its fields are int "
+			"and wrap above 2 GiB; shown as unsigned 32-bit"));
+	return o;
+}
+
 json_t *hi_snapshot_json(const struct hi_snapshot *s)
 {
 	json_t *o = json_object(), *alloc, *arenas, *proc, *pause;
@@ -159,6 +210,11 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	json_object_set_new(alloc, "name", json_string(s->allocator));
 	json_object_set_new(alloc, "version", json_string(s->version));
 	json_object_set_new(alloc, "method", json_string(s->method));
+	if (s->method_why)
+		json_object_set_new(alloc, "method_reason",
+				    json_string(s->method_why));
+	if (s->called)
+		json_object_set_new(alloc, "call", call_json(s));
 	json_object_set_new(alloc, "libc", target_str(s->libc_path));
 	json_object_set_new(alloc, "build_id", json_string(s->build_id));
 	json_object_set_new(alloc, "debuginfo",
@@ -298,10 +354,23 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 	put_safe(out, s->comm);
 	fprintf(out, ") ");
 	put_safe(out, s->exe);
-	fprintf(out, "\nallocator: %s %s, %s from memory, %zu arena%s\n",
-		s->allocator, s->version,
-		strcmp(s->method, "read") == 0 ? "read" : s->method,
-		s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
+	if (s->called)
+		fprintf(out, "\nallocator: %s %s, %s() called in thread %d, "
+			"%zu arena%s read\n", s->allocator, s->version,
+			s->call.function, (int)s->call.thread,
+			s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
+	else
+		fprintf(out, "\nallocator: %s %s, read from memory, %zu "
+			"arena%s\n", s->allocator, s->version,
+			s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
+	if (s->method_why)
+		fprintf(out, "method:    call: %s\n", s->method_why);
+	if (s->call_wraps)
+		fprintf(out, "note:      mallinfo() of glibc before 2.33: int "
+			"fields, they wrap above 2 GiB\n");
+	if (s->called && s->read_agrees == 0)
+		fprintf(out, "note:      the figures read from memory differ "
+			"from the call's\n");
 	fprintf(out, "paused:    %" PRIu64 " us (%zu thread%s, %u attempt%s)\n",
 		s->pause_us, s->threads_stopped,
 		s->threads_stopped == 1 ? "" : "s", s->attempts,

@@ -11,6 +11,12 @@
 /* The snapshot as the JSON object of schema heapinspect/snapshot/v1. */
 json_t *hi_snapshot_json(const struct hi_snapshot *s);
 
+/* The ten figures as a JSON object, glibc's names and order. */
+json_t *hi_mallinfo_json(const struct hi_mallinfo *m);
+
+/* What happened around an injected call, as a JSON object. */
+json_t *hi_call_report_json(const struct hi_call_report *r);
+
 /* Print it, indented, with a newline.  0 or -1 on a write error. */
 int hi_print_json(FILE *out, const struct hi_snapshot *s);
 

@@ -176,6 +176,21 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	snprintf(s->libc_path, sizeof(s->libc_path), "%s", ctx.libc_path);
 	snprintf(s->build_id, sizeof(s->build_id), "%s", ctx.build_id);
 	snprintf(s->debug_file, sizeof(s->debug_file), "%s", ctx.debug_file);
+	/* No layout to read: the allocator's own answer, by a call. */
+	if (o->method == HI_METHOD_AUTO && ret && ops->functions &&
+	    (ret == -HI_E_NODEBUG || ret == -HI_E_NOSYM ||
+	     ret == -HI_E_LAYOUT || ret == -HI_E_DWARF)) {
+		s->method_why = ret == -HI_E_NODEBUG
+					? "no debug information for libc"
+					: "libc's debug information does not "
+					  "describe malloc's state";
+		ret = hi_snapshot_by_call(o, s, &ctx, ops, 0);
+		goto out_ops;
+	}
+	if (o->method == HI_METHOD_CALL) {
+		ret = hi_snapshot_by_call(o, s, &ctx, ops, ret == 0);
+		goto out_ops;
+	}
 	if (ret)
 		goto out_ops;
 	if (ops->code_ranges) {

@@ -8,14 +8,24 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "call.h"
 #include "platform.h"
 #include "target.h"
+
+/* How the figures are had: --method. */
+enum hi_method {
+	HI_METHOD_AUTO = 0, /* read memory where possible, else call */
+	HI_METHOD_READ,     /* read the allocator's memory */
+	HI_METHOD_CALL,     /* call the target's own mallinfo2() */
+};
 
 struct hi_snapshot_opts {
 	pid_t pid;
 	const char *debuginfo_path; /* NULL: elfutils' default */
 	unsigned attempts;          /* stops tried while the heap is busy */
 	unsigned stop_timeout_ms;   /* for all threads to stop */
+	int method;                 /* enum hi_method */
+	unsigned timeout_ms;        /* --timeout: for a safe moment to call */
 };
 
 struct hi_snapshot {
@@ -24,7 +34,12 @@ struct hi_snapshot {
 	char exe[4096];
 	struct timespec when;       /* CLOCK_REALTIME at the final stop */
 	const char *allocator;      /* "glibc" */
-	const char *method;         /* "read" */
+	const char *method;         /* "read" or "call" */
+	const char *method_why;     /* why auto chose it, or NULL */
+	int called;                 /* the figures come from a call */
+	struct hi_call_report call;
+	int call_wraps;             /* mallinfo(): int fields, they wrap */
+	int read_agrees;            /* call and memory agree: 1, 0, -1 n/a */
 	char version[32];
 	char libc_path[4096];
 	char build_id[129];
@@ -56,5 +71,15 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		     struct hi_snapshot_err *err);
 
 void hi_snapshot_free(struct hi_snapshot *s);
+
+/*
+ * The snapshot's figures from a call of the target's own mallinfo2()
+ * (mallinfo() before glibc 2.33), with the arenas read from memory in the
+ * same stop when located is set.  For hi_snapshot_take, after probe and
+ * locate.  Return 0 or a negative code; the target is running again.
+ */
+int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
+			struct hi_snapshot *s, struct hi_alloc_ctx *ctx,
+			const struct hi_allocator_ops *ops, int located);
 
 #endif

@@ -64,6 +64,19 @@ struct hi_heap {
 
 void hi_heap_free(struct hi_heap *heap);
 
+/* The allocator's callable functions in the target; 0 when absent. */
+struct hi_alloc_funcs {
+	hi_addr_t mallinfo2;   /* glibc 2.33 and later */
+	hi_addr_t mallinfo;    /* int fields: they wrap above 2 GiB */
+	hi_addr_t malloc_trim;
+	hi_addr_t restorer;    /* glibc's __restore_rt (sa_restorer) */
+	int restorer_by_code;  /* found by its code, not by its symbol */
+	hi_addr_t (*entries)[2]; /* exported entry points, malloc'd */
+	int nentries;
+};
+
+void hi_alloc_funcs_free(struct hi_alloc_funcs *f);
+
 /* What an allocator backend is given and keeps between calls. */
 struct hi_alloc_ctx {
 	pid_t pid;
@@ -115,19 +128,122 @@ struct hi_allocator_ops {
 	 */
 	int (*read)(struct hi_alloc_ctx *ctx, int skip_locked,
 		    struct hi_heap *heap);
+	/*
+	 * The allocator's functions that can be called in the target, and
+	 * the address ranges of its exported entry points (for checking
+	 * where threads stopped when there is no debug information).  Needs
+	 * only probe; the target need not be stopped.  restorer_code is the
+	 * architecture's rt_sigreturn sequence, to find the C library's
+	 * signal return path when its symbol is not at hand.  Return 0 or a
+	 * negative code; free out with hi_alloc_funcs_free.
+	 */
+	int (*functions)(struct hi_alloc_ctx *ctx,
+			 const unsigned char *restorer_code, size_t len,
+			 struct hi_alloc_funcs *out);
+	/*
+	 * The number of the allocator's global locks that are held (glibc:
+	 * list_lock and free_list_lock), 0, or a negative code.  Needs a
+	 * successful locate; -HI_E_NOSYM when the debug information does not
+	 * have them.  The target must be stopped.
+	 */
+	int (*global_locks)(struct hi_alloc_ctx *ctx);
 	void (*release)(struct hi_alloc_ctx *ctx);
 };
 
 /* Allocator backends, in the order they are probed.  NULL-terminated. */
 extern const struct hi_allocator_ops *const hi_allocators[];
 
-/* An architecture: registers of a stopped thread. */
+/*
+ * How platform code writes into the target (only the frame of an injected
+ * call, on a thread's stack): the caller supplies it, as it does the reader.
+ * write() returns 0 or -errno, never a partial write as success.
+ */
+struct hi_writer {
+	int (*write)(void *arg, hi_addr_t addr, const void *buf, size_t len);
+	void *arg;
+};
+
+/* A function to call in the target. */
+struct hi_call {
+	hi_addr_t fn;
+	hi_addr_t restorer;  /* the C library's rt_sigreturn code */
+	uint64_t args[4];
+	unsigned nargs;
+	size_t ret_size;     /* > 0: returns a struct this big in memory */
+};
+
+/* How well a thread suits hosting a call (call_prepare). */
+enum hi_call_rank {
+	HI_HOST_NO = 0,        /* cannot: see why */
+	HI_HOST_RESTARTBLOCK,  /* in a sleep that restarts by restart_block */
+	HI_HOST_USER,          /* stopped in its own code */
+	HI_HOST_SYSCALL,       /* blocked in a system call: best */
+};
+
+struct hi_call_state; /* the architecture's, opaque */
+
+/* An architecture: registers of a stopped thread, injected calls. */
 struct hi_arch_ops {
 	const char *name;
 	unsigned e_machine;
 	unsigned ptr_size;
 	/* The program counter of stopped thread tid.  0 or -errno. */
 	int (*get_pc)(pid_t tid, hi_addr_t *pc);
+
+	/*
+	 * Injected calls.  The sequence, driven by inspector/, with the
+	 * target's threads all stopped: call_prepare on candidate threads,
+	 * call_start on the chosen one, then the thread runs alone (system
+	 * call stops on) until call_is_return says it is at the return, then
+	 * call_returned, one more step to the system call's exit, and
+	 * call_finish.  call_abandon restores the thread at any stop that
+	 * is not a system call entry.  Below is the contract of each.
+	 *
+	 * The bytes of the architecture's rt_sigreturn sequence, by which
+	 * the C library's signal return path is found and checked.
+	 */
+	const unsigned char *restorer_code;
+	size_t restorer_len;
+	/*
+	 * Save everything of stopped thread tid that a call changes
+	 * (registers, extended state, signal mask, the stack bytes the frame
+	 * will cover) and rank the thread as a host.  Changes nothing in
+	 * the target.  Return 0 with *out set (free with call_free) and
+	 * *rank (HI_HOST_NO with why set when it cannot host), or < 0.
+	 */
+	int (*call_prepare)(pid_t tid, const struct hi_call *call,
+			    const struct hi_reader *r,
+			    const struct hi_maps *maps,
+			    struct hi_call_state **out, int *rank,
+			    char *why, size_t why_size);
+	/*
+	 * Write the call's frame on the thread's stack and point the thread
+	 * at the function, with every signal blocked.  From here on the
+	 * thread, if released (heapinspect killed), runs the function and
+	 * returns to exactly its saved state by itself.  0 or < 0.
+	 */
+	int (*call_start)(struct hi_call_state *st, const struct hi_writer *w);
+	/* At a system call entry stop: 1 when it is the call's return. */
+	int (*call_is_return)(const struct hi_call_state *st, uint64_t nr,
+			      hi_addr_t ip, hi_addr_t sp);
+	/*
+	 * At the return: copy the struct result (ret_size bytes) to result,
+	 * put back the extended state and signal mask, and make the system
+	 * call a no-op.  0 or < 0.
+	 */
+	int (*call_returned)(struct hi_call_state *st,
+			     const struct hi_reader *r, void *result);
+	/*
+	 * At the next stop (that system call's exit): every register and
+	 * the stack bytes exactly as saved, checked.  0, -HI_E_RESTORE, or
+	 * < 0.
+	 */
+	int (*call_finish)(struct hi_call_state *st, const struct hi_writer *w);
+	int (*call_abandon)(struct hi_call_state *st,
+			    const struct hi_writer *w);
+	void (*call_free)(struct hi_call_state *st);
+	/* The name of system call nr, for reports, or NULL. */
+	const char *(*syscall_name)(uint64_t nr);
 };
 
 extern const struct hi_arch_ops *const hi_arches[];

@@ -6,6 +6,7 @@
  */
 #include <elf.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "platform.h"
 
@@ -34,4 +35,11 @@ const struct hi_arch_ops *hi_arch_host(void)
 			return hi_arches[i];
 	}
 	return NULL;
+}
+
+void hi_alloc_funcs_free(struct hi_alloc_funcs *f)
+{
+	free(f->entries);
+	f->entries = NULL;
+	f->nentries = 0;
 }

@@ -461,3 +461,114 @@ const char *hi_sym_errmsg(void)
 {
 	return dwfl_errmsg(-1);
 }
+
+int hi_sym_symbol(const struct hi_sym_module *m, const char *name,
+		  hi_addr_t *addr, uint64_t *size)
+{
+	int n = dwfl_module_getsymtab(m->priv);
+
+	if (n < 0)
+		return -HI_E_DWARF;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr value;
+		const char *s;
+		int type;
+
+		s = dwfl_module_getsym_info(m->priv, i, &sym, &value, NULL,
+					    NULL, NULL);
+		if (!s || strcmp(s, name) != 0 || sym.st_shndx == SHN_UNDEF)
+			continue;
+		type = GELF_ST_TYPE(sym.st_info);
+		if (type != STT_FUNC && type != STT_OBJECT &&
+		    type != STT_GNU_IFUNC && type != STT_NOTYPE)
+			continue;
+		*addr = value;
+		*size = sym.st_size;
+		return 0;
+	}
+	return -HI_E_NOSYM;
+}
+
+int hi_sym_find_code(const struct hi_sym_module *m, const void *bytes,
+		     size_t len, hi_addr_t *out, int max)
+{
+	Elf_Scn *scn = NULL;
+	Dwarf_Addr bias;
+	int found = 0;
+	Elf *elf;
+
+	elf = dwfl_module_getelf(m->priv, &bias);
+	if (!elf || len == 0)
+		return -HI_E_DWARF;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr shdr;
+		Elf_Data *data;
+		const char *base, *p, *end;
+
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
+		    !(shdr.sh_flags & SHF_EXECINSTR))
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data || !data->d_buf || data->d_size < len)
+			continue;
+		base = data->d_buf;
+		end = base + data->d_size;
+		for (p = base; (p = memmem(p, end - p, bytes, len)) != NULL;
+		     p++) {
+			if (found < max)
+				out[found] = shdr.sh_addr + (p - base) + bias;
+			found++;
+			if (end - p <= (ptrdiff_t)len)
+				break;
+		}
+	}
+	return found;
+}
+
+int hi_sym_attach(struct hi_sym *sym, pid_t pid)
+{
+	int ret = dwfl_linux_proc_attach(sym->dwfl, pid, true);
+
+	/* An errno, or -1 for a libdwfl error, as dwfl_linux_proc_report. */
+	if (ret == 0)
+		return 0;
+	return ret > 0 ? -ret : -HI_E_DWARF;
+}
+
+struct frames_arg {
+	hi_addr_t *pcs;
+	int max;
+	int n;
+};
+
+static int frame_cb(Dwfl_Frame *frame, void *arg)
+{
+	struct frames_arg *a = arg;
+	Dwarf_Addr pc;
+	bool activation;
+
+	if (!dwfl_frame_pc(frame, &pc, &activation))
+		return DWARF_CB_ABORT;
+	/* A return address points after the call: look inside the call. */
+	a->pcs[a->n++] = activation ? pc : pc - 1;
+	return a->n < a->max ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+int hi_sym_thread_frames(struct hi_sym *sym, pid_t tid, hi_addr_t *pcs,
+			 int max)
+{
+	struct frames_arg a = { .pcs = pcs, .max = max, .n = 0 };
+
+	if (max <= 0)
+		return -EINVAL;
+	dwfl_getthread_frames(sym->dwfl, tid, frame_cb, &a);
+	return a.n > 0 ? a.n : -HI_E_DWARF;
+}
+
+const char *hi_sym_addr_name(struct hi_sym *sym, hi_addr_t addr)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(sym->dwfl, addr);
+
+	return mod ? dwfl_module_addrname(mod, addr) : NULL;
+}

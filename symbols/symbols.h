@@ -117,6 +117,47 @@ int hi_sym_member(const struct hi_sym_type *type, const char *member,
  */
 int hi_sym_pointee(const struct hi_sym_type *type, struct hi_sym_type *out);
 
+/*
+ * The address (relocated to the target) and size of the function or object
+ * symbol name, from the module's symbol table: .symtab, from the debug file
+ * when one was found, else .dynsym.  Return 0, -HI_E_NOSYM when there is no
+ * such symbol, or -HI_E_DWARF.
+ */
+int hi_sym_symbol(const struct hi_sym_module *m, const char *name,
+		  hi_addr_t *addr, uint64_t *size);
+
+/*
+ * The addresses (relocated to the target) where the byte string occurs in
+ * the module's executable sections, from the file on disk.  Up to max are
+ * stored in out.  Return the number of occurrences (may exceed max), or
+ * -HI_E_DWARF.
+ */
+int hi_sym_find_code(const struct hi_sym_module *m, const void *bytes,
+		     size_t len, hi_addr_t *out, int max);
+
+/*
+ * Unwinding the threads of a process that heapinspect holds stopped with
+ * ptrace (libdwfl's dwfl_linux_proc_attach with assume_ptrace_stopped, then
+ * dwfl_getthread_frames, as eu-stack does).  hi_sym_attach is called once
+ * per session, while the threads are stopped; libdwfl reads registers and
+ * memory with ptrace.  Return 0 or a negative code.
+ */
+int hi_sym_attach(struct hi_sym *sym, pid_t pid);
+
+/*
+ * The program counters of the stopped thread tid's call stack, innermost
+ * first: pcs[0] is where it stopped, the others are return addresses less
+ * one (inside the call instruction).  Up to max are stored.  Return the
+ * number stored (>= 1), or a negative code when not even the first frame
+ * could be had.  An unwind that ends early is not an error: the frames
+ * found so far are returned.
+ */
+int hi_sym_thread_frames(struct hi_sym *sym, pid_t tid, hi_addr_t *pcs,
+			 int max);
+
+/* The name of the function at addr in the target, or NULL (session-owned). */
+const char *hi_sym_addr_name(struct hi_sym *sym, hi_addr_t addr);
+
 /* The message of libdwfl's last error, for diagnostics. */
 const char *hi_sym_errmsg(void);
 

@@ -38,7 +38,12 @@ typedef uint64_t hi_addr_t;
 	HI_ERROR(ZOMBIE, "the target is a zombie")                           \
 	HI_ERROR(KTHREAD, "the target is a kernel thread")                   \
 	HI_ERROR(UNSUPPORTED, "unsupported target architecture")             \
-	HI_ERROR(TOOBIG, "a bound was exceeded")
+	HI_ERROR(TOOBIG, "a bound was exceeded")                             \
+	HI_ERROR(UNSAFE, "the allocator stayed busy until the deadline")     \
+	HI_ERROR(NOHOST, "no thread of the target can host a call")          \
+	HI_ERROR(CALLFAULT, "the called function faulted")                   \
+	HI_ERROR(CALLSTUCK, "the called function did not return in time")    \
+	HI_ERROR(RESTORE, "a register was not restored exactly")
 
 enum hi_error {
 	HI_E_BASE = 4096,

@@ -16,6 +16,10 @@ struct ptm_priv {
 	struct hi_sym_module libc;
 	struct ptm_layout l;
 	struct ptm_where w;
+	int located;
+	/* arena.c's list_lock and free_list_lock; 0 when not found */
+	hi_addr_t list_lock;
+	hi_addr_t free_list_lock;
 };
 
 /* Basename of a path. */
@@ -264,7 +268,26 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 		snprintf(ctx->why, sizeof(ctx->why), "mp_");
 		return ret;
 	}
-	return layout_from_dwarf(ctx, &state, &par, &priv->l);
+	ret = layout_from_dwarf(ctx, &state, &par, &priv->l);
+	if (ret)
+		return ret;
+	/*
+	 * The global locks, arena.c (#included into malloc.c): list_lock
+	 * guards the ring of arenas, free_list_lock the free list (2.23 and
+	 * later).  Optional: only the injected calls check them.
+	 */
+	{
+		struct hi_sym_type t;
+
+		if (hi_sym_variable(&priv->libc, "malloc.c", "list_lock",
+				    &priv->list_lock, &t) != 0)
+			priv->list_lock = 0;
+		if (hi_sym_variable(&priv->libc, "malloc.c", "free_list_lock",
+				    &priv->free_list_lock, &t) != 0)
+			priv->free_list_lock = 0;
+	}
+	priv->located = 1;
+	return 0;
 }
 
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)
@@ -296,6 +319,97 @@ static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
 				  heap);
 }
 
+/*
+ * The exported entry points of glibc's allocator (malloc/malloc.c, the
+ * strong_alias and libc_hidden_def lines at its end, 2.31 to 2.41).  A thread
+ * whose call stack passes through one of them is inside the allocator.
+ */
+static const char *const ptm_entries[] = {
+	"malloc", "free", "calloc", "realloc", "memalign", "aligned_alloc",
+	"posix_memalign", "valloc", "pvalloc", "malloc_trim", "mallinfo",
+	"mallinfo2", "malloc_stats", "malloc_info", "mallopt",
+	"malloc_usable_size", "__libc_malloc", "__libc_free", "__libc_calloc",
+	"__libc_realloc", "__libc_memalign", "__libc_valloc",
+	"__libc_pvalloc", "__libc_mallinfo", "__libc_mallinfo2",
+	"__libc_mallopt", "__malloc_trim", "__malloc_stats",
+	"__malloc_info", "__malloc_usable_size", "__posix_memalign",
+	"cfree",
+};
+
+static int ptm_functions(struct hi_alloc_ctx *ctx,
+			 const unsigned char *restorer_code, size_t len,
+			 struct hi_alloc_funcs *out)
+{
+	const size_t n = sizeof(ptm_entries) / sizeof(ptm_entries[0]);
+	struct ptm_priv *priv = ctx->priv;
+	hi_addr_t addr, found[2];
+	uint64_t size;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->entries = calloc(n, sizeof(*out->entries));
+	if (!out->entries)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (hi_sym_symbol(&priv->libc, ptm_entries[i], &addr, &size) ||
+		    size == 0)
+			continue;
+		out->entries[out->nentries][0] = addr;
+		out->entries[out->nentries][1] = addr + size;
+		out->nentries++;
+	}
+	if (hi_sym_symbol(&priv->libc, "mallinfo2", &addr, &size) == 0)
+		out->mallinfo2 = addr;
+	if (hi_sym_symbol(&priv->libc, "mallinfo", &addr, &size) == 0)
+		out->mallinfo = addr;
+	if (hi_sym_symbol(&priv->libc, "malloc_trim", &addr, &size) == 0)
+		out->malloc_trim = addr;
+	/*
+	 * __restore_rt is local: in .symtab when the debug file is loaded.
+	 * Without it, its code, which must occur exactly once in libc.
+	 */
+	if (hi_sym_symbol(&priv->libc, "__restore_rt", &addr, &size) == 0) {
+		out->restorer = addr;
+	} else {
+		ret = hi_sym_find_code(&priv->libc, restorer_code, len, found,
+				       2);
+		if (ret == 1) {
+			out->restorer = found[0];
+			out->restorer_by_code = 1;
+		}
+	}
+	if (!out->mallinfo2 && !out->mallinfo) {
+		snprintf(ctx->why, sizeof(ctx->why), "mallinfo in %.4000s",
+			 ctx->libc_path);
+		return -HI_E_NOSYM;
+	}
+	return 0;
+}
+
+static int ptm_global_locks(struct hi_alloc_ctx *ctx)
+{
+	struct ptm_priv *priv = ctx->priv;
+	const hi_addr_t locks[2] = { priv->list_lock, priv->free_list_lock };
+	int held = 0, have = 0;
+
+	if (!priv->located)
+		return -HI_E_NOSYM;
+	for (int i = 0; i < 2; i++) {
+		int32_t word;
+		int ret;
+
+		if (!locks[i])
+			continue;
+		have++;
+		/* __libc_lock_t is an int: 0 free (lowlevellock.h). */
+		ret = hi_read(ctx->reader, locks[i], &word, sizeof(word));
+		if (ret)
+			return ret;
+		held += word != 0;
+	}
+	return have ? held : -HI_E_NOSYM;
+}
+
 static void ptm_release(struct hi_alloc_ctx *ctx)
 {
 	free(ctx->priv);
@@ -309,5 +423,7 @@ const struct hi_allocator_ops ptmalloc_ops = {
 	.busy = ptm_busy_op,
 	.code_ranges = ptm_code_ranges,
 	.read = ptm_read,
+	.functions = ptm_functions,
+	.global_locks = ptm_global_locks,
 	.release = ptm_release,
 };

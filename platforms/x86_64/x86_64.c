@@ -1,18 +1,111 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * x86_64: the registers of a stopped thread.  Only builds its ptrace code on
- * an x86_64 host (elfutils backends/x86_64_initreg.c does the same); on
- * other hosts every operation says -HI_E_UNSUPPORTED.
+ * x86_64: the registers of a stopped thread, and calls injected into it.
+ * Only builds its ptrace code on an x86_64 host (elfutils backends/
+ * x86_64_initreg.c does the same); on other hosts every operation says
+ * -HI_E_UNSUPPORTED.
+ *
+ * An injected call returns through a signal frame.  Below the thread's red
+ * zone we build what the kernel builds to run a signal handler (struct
+ * rt_sigframe, arch/x86/include/asm/sigframe.h): the thread's complete
+ * context (registers, the XSAVE image, the signal mask), and as the return
+ * address the C library's own sa_restorer, glibc's __restore_rt, which makes
+ * the rt_sigreturn system call.  The function runs as a signal handler
+ * would, and returns into rt_sigreturn, which puts the thread back exactly
+ * where it was.  No code is written into the target, and if heapinspect dies
+ * at any moment, the kernel detaches and the thread still comes back by
+ * itself.  While heapinspect lives, the rt_sigreturn is caught at its system
+ * call entry stop and skipped, and the registers are put back with ptrace,
+ * so that an interrupted system call restarts exactly as the kernel would
+ * have restarted it (gdb's infcall does the same with a breakpoint it
+ * writes; CRIU's compel uses a trap instruction it writes).
  */
 #include <elf.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "platform.h"
 
+/* mov $15, %rax; syscall: glibc's __restore_rt (sysdeps/.../sigaction.c). */
+static const unsigned char x86_64_restorer_code[] = {
+	0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05,
+};
+
 #if defined(__x86_64__)
+#include <cpuid.h>
+#include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <ucontext.h>
+
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+
+#define X86_64_NR_RT_SIGRETURN 15
+#define X86_64_NR_RESTART_SYSCALL 219
+
+/*
+ * The kernel's struct rt_sigframe on x86_64: pretcode, then struct ucontext
+ * (uc_flags, uc_link, uc_stack, uc_mcontext = struct sigcontext, uc_sigmask
+ * of the kernel's 8 bytes), then struct siginfo.  The fpstate lives apart,
+ * 64-byte aligned, pointed to by sigcontext.fpstate.  glibc's ucontext_t
+ * has the same head, which the asserts below hold us to.
+ */
+#define SF_UC 8
+#define UC_FLAGS 0
+#define UC_STACK 16
+#define UC_MCONTEXT 40
+#define UC_SIGMASK 296
+#define SF_SIZE (SF_UC + 304 + 128)
+
+_Static_assert(offsetof(ucontext_t, uc_stack) == UC_STACK, "uc_stack");
+_Static_assert(offsetof(ucontext_t, uc_mcontext) == UC_MCONTEXT, "mcontext");
+_Static_assert(offsetof(ucontext_t, uc_sigmask) == UC_SIGMASK, "sigmask");
+_Static_assert(sizeof(mcontext_t) == 256, "struct sigcontext");
+
+/* uapi asm/ucontext.h */
+#define HI_UC_FP_XSTATE 0x1
+#define HI_UC_SIGCONTEXT_SS 0x2
+#define HI_UC_STRICT_RESTORE_SS 0x4
+
+/* The kernel's restart codes (include/linux/errno.h). */
+#define HI_ERESTARTSYS 512
+#define HI_ERESTARTNOINTR 513
+#define HI_ERESTARTNOHAND 514
+#define HI_ERESTART_RESTARTBLOCK 516
+
+#define RED_ZONE 128
+/* Stack the called function may use below its frame. */
+#define STACK_NEED (32 * 1024)
+/* The largest XSAVE image we accept from the kernel (AMX: about 11 KB). */
+#define XSTATE_MAX (64 * 1024)
+/* Offsets in the XSAVE image (Intel SDM vol. 1, 13.4). */
+#define XS_SW_RESERVED 464
+#define XS_HEADER 512
+#define XS_MIN 576
+#define XFEATURE_TILEDATA 18
+
+struct hi_call_state {
+	pid_t tid;
+	struct hi_call call;
+	struct user_regs_struct regs;   /* as stopped */
+	struct user_regs_struct resume; /* where rt_sigreturn resumes */
+	unsigned char *xstate;          /* as the kernel gave it */
+	size_t xsize;
+	int have_xstate;                /* else the 512-byte FXSAVE image */
+	uint64_t sigmask;
+	hi_addr_t lo, hi;               /* the bytes the frame covers */
+	hi_addr_t frame, fp, ret;
+	unsigned char *saved;           /* their contents before */
+	size_t sig_xsize;               /* XSAVE bytes in the frame */
+	uint64_t sig_xfeatures;
+};
 
 static int x86_64_get_pc(pid_t tid, hi_addr_t *pc)
 {
@@ -24,12 +117,530 @@ static int x86_64_get_pc(pid_t tid, hi_addr_t *pc)
 	*pc = regs.rip;
 	return 0;
 }
+
+static int get_regs(pid_t tid, struct user_regs_struct *regs)
+{
+	struct iovec iov = { .iov_base = regs, .iov_len = sizeof(*regs) };
+
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+		return -errno;
+	return 0;
+}
+
+static int set_regs(pid_t tid, const struct user_regs_struct *regs)
+{
+	struct iovec iov = { .iov_base = (void *)regs,
+			     .iov_len = sizeof(*regs) };
+
+	if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+		return -errno;
+	return 0;
+}
+
+static int set_xstate(const struct hi_call_state *st)
+{
+	struct iovec iov = { .iov_base = st->xstate, .iov_len = st->xsize };
+	long type = st->have_xstate ? NT_X86_XSTATE : NT_PRFPREG;
+
+	if (ptrace(PTRACE_SETREGSET, st->tid, (void *)type, &iov) != 0)
+		return -errno;
+	return 0;
+}
+
+static int set_sigmask(pid_t tid, uint64_t mask)
+{
+	/* The kernel's sigset_t: 8 bytes on x86_64. */
+	if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask) != 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The extended state the kernel itself puts in a signal frame: every user
+ * feature enabled in XCR0 except AMX tile data, which is given to a process
+ * only on request (arch_prctl ARCH_REQ_XCOMP_PERM) and is not in the default
+ * frame (fpu_user_cfg.default_features, arch/x86/kernel/fpu/xstate.c), with
+ * the non-compacted size those features need (CPUID leaf 0xd).  heapinspect
+ * runs on the same CPU as the target, so its CPUID and XCR0 are the
+ * target's.
+ */
+static void sig_xstate(size_t *size, uint64_t *features)
+{
+	unsigned a, b, c, d, lo, hi;
+	uint64_t xcr0;
+	size_t end = XS_MIN;
+
+	__cpuid(1, a, b, c, d);
+	if (!(c & bit_OSXSAVE)) {
+		*size = 512;
+		*features = 3;
+		return;
+	}
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	xcr0 = (uint64_t)hi << 32 | lo;
+	xcr0 &= ~(1ull << XFEATURE_TILEDATA);
+	for (int i = 2; i < 63; i++) {
+		if (!(xcr0 & (1ull << i)))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if ((size_t)b + a > end)
+			end = (size_t)b + a;
+	}
+	*size = end;
+	*features = xcr0;
+}
+
+/* System calls that keep a saved signal mask (TIF_RESTORE_SIGMASK). */
+static int saves_sigmask(uint64_t nr)
+{
+	switch (nr) {
+	case 130: /* rt_sigsuspend */
+	case 270: /* pselect6 */
+	case 271: /* ppoll */
+	case 281: /* epoll_pwait */
+	case 333: /* io_pgetevents */
+	case 441: /* epoll_pwait2 */
+		return 1;
+	}
+	return 0;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void x86_64_call_free(struct hi_call_state *st)
+{
+	if (!st)
+		return;
+	free(st->xstate);
+	free(st->saved);
+	free(st);
+}
+
+static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
+			       const struct hi_reader *r,
+			       const struct hi_maps *maps,
+			       struct hi_call_state **out, int *rank,
+			       char *why, size_t why_size)
+{
+	unsigned char code[sizeof(x86_64_restorer_code)];
+	struct hi_call_state *st;
+	const struct hi_map *m;
+	struct iovec iov;
+	hi_addr_t top;
+	long ax;
+	int ret;
+
+	*rank = HI_HOST_NO;
+	why[0] = '\0';
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->tid = tid;
+	st->call = *call;
+	if (call->nargs + (call->ret_size > 0) > 6) {
+		ret = -EINVAL;
+		goto err;
+	}
+	ret = get_regs(tid, &st->regs);
+	if (ret)
+		goto err;
+
+	/* The full extended state, as big as the kernel says it is. */
+	st->xstate = calloc(1, XSTATE_MAX);
+	if (!st->xstate) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	iov.iov_base = st->xstate;
+	iov.iov_len = XSTATE_MAX;
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) == 0 &&
+	    iov.iov_len >= XS_MIN) {
+		st->have_xstate = 1;
+		st->xsize = iov.iov_len;
+		sig_xstate(&st->sig_xsize, &st->sig_xfeatures);
+		if (st->sig_xsize > st->xsize)
+			st->sig_xsize = st->xsize;
+	} else {
+		iov.iov_len = 512;
+		if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRFPREG, &iov) ||
+		    iov.iov_len != 512) {
+			ret = -errno ? -errno : -EIO;
+			goto err;
+		}
+		st->xsize = 512;
+		st->sig_xsize = 512;
+	}
+	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(st->sigmask),
+		   &st->sigmask) != 0) {
+		ret = -errno;
+		goto err;
+	}
+
+	/*
+	 * Where the thread resumes after rt_sigreturn, which does not restart
+	 * system calls (it sets orig_ax to -1): so restart an interrupted one
+	 * here, as arch_do_signal_or_restart would, by going back to the
+	 * syscall instruction with the call's number.  A call that restarts
+	 * through restart_block (nanosleep, ...) cannot: rt_sigreturn resets
+	 * restart_block, so it is issued again from the start (a sleep may
+	 * last longer, never shorter, and no EINTR).
+	 */
+	st->resume = st->regs;
+	ax = (long)st->regs.rax;
+	if ((long)st->regs.orig_rax >= 0 &&
+	    (ax == -HI_ERESTARTSYS || ax == -HI_ERESTARTNOINTR ||
+	     ax == -HI_ERESTARTNOHAND || ax == -HI_ERESTART_RESTARTBLOCK)) {
+		st->resume.rax = st->regs.orig_rax;
+		st->resume.rip -= 2;
+	}
+
+	/* The frame: fpstate, result, rt_sigframe, below the red zone. */
+	top = st->regs.rsp - RED_ZONE;
+	st->fp = (top - st->sig_xsize - 4) & ~(hi_addr_t)63;
+	st->ret = (st->fp - call->ret_size) & ~(hi_addr_t)15;
+	/* At entry (rsp + 8) is 16-byte aligned, as after a call. */
+	st->frame = ((st->ret - SF_SIZE) & ~(hi_addr_t)15) - 8;
+	st->lo = st->frame;
+	st->hi = top;
+
+	*out = st;
+	m = hi_maps_find(maps, st->regs.rsp - 1);
+	if (!m || (m->prot & (HI_PROT_R | HI_PROT_W)) !=
+			  (HI_PROT_R | HI_PROT_W) ||
+	    st->lo < m->start + STACK_NEED || st->lo > st->hi) {
+		snprintf(why, why_size, "too little stack below 0x%llx",
+			 (unsigned long long)st->regs.rsp);
+		return 0;
+	}
+	/*
+	 * In restart_syscall itself, the call to restart is only in
+	 * restart_block, which rt_sigreturn resets: that thread would see
+	 * EINTR if heapinspect died during the call.
+	 */
+	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL) {
+		snprintf(why, why_size, "in restart_syscall");
+		return 0;
+	}
+	if ((long)st->regs.orig_rax >= 0 && saves_sigmask(st->regs.orig_rax)) {
+		snprintf(why, why_size, "in system call %llu, which keeps a "
+			 "saved signal mask",
+			 (unsigned long long)st->regs.orig_rax);
+		return 0;
+	}
+	/* Check that the restorer is what we think it is, in memory. */
+	ret = hi_read(r, call->restorer, code, sizeof(code));
+	if (ret)
+		return ret;
+	if (memcmp(code, x86_64_restorer_code, sizeof(code)) != 0) {
+		snprintf(why, why_size, "no rt_sigreturn code at 0x%llx",
+			 (unsigned long long)call->restorer);
+		return -HI_E_NOSYM;
+	}
+	st->saved = malloc(st->hi - st->lo);
+	if (!st->saved)
+		return -ENOMEM;
+	ret = hi_read(r, st->lo, st->saved, st->hi - st->lo);
+	if (ret)
+		return ret;
+	if (ax == -HI_ERESTART_RESTARTBLOCK && (long)st->regs.orig_rax >= 0)
+		*rank = HI_HOST_RESTARTBLOCK;
+	else if ((long)st->regs.orig_rax >= 0)
+		*rank = HI_HOST_SYSCALL;
+	else
+		*rank = HI_HOST_USER;
+	return 0;
+err:
+	x86_64_call_free(st);
+	return ret;
+}
+
+/* The sigcontext registers, in struct sigcontext's order (REG_*). */
+static void put_mcontext(unsigned char *mc, const struct user_regs_struct *r,
+			 hi_addr_t fpstate)
+{
+	const uint64_t g[NGREG] = {
+		[REG_R8] = r->r8, [REG_R9] = r->r9, [REG_R10] = r->r10,
+		[REG_R11] = r->r11, [REG_R12] = r->r12, [REG_R13] = r->r13,
+		[REG_R14] = r->r14, [REG_R15] = r->r15, [REG_RDI] = r->rdi,
+		[REG_RSI] = r->rsi, [REG_RBP] = r->rbp, [REG_RBX] = r->rbx,
+		[REG_RDX] = r->rdx, [REG_RAX] = r->rax, [REG_RCX] = r->rcx,
+		[REG_RSP] = r->rsp, [REG_RIP] = r->rip, [REG_EFL] = r->eflags,
+		/* cs, gs, fs, ss: 16 bits each, ss in the top ones */
+		[REG_CSGSFS] = (r->cs & 0xffff) | (r->ss & 0xffff) << 48,
+	};
+
+	for (int i = 0; i < NGREG; i++)
+		put64(mc + 8 * i, g[i]);
+	put64(mc + 8 * NGREG, fpstate);
+}
+
+static int x86_64_call_start(struct hi_call_state *st,
+			     const struct hi_writer *w)
+{
+	size_t size = st->hi - st->lo;
+	unsigned char *img, *uc, *fx;
+	struct user_regs_struct r;
+	uint64_t *argreg[6];
+	unsigned n = 0;
+	int ret;
+
+	img = calloc(1, size);
+	if (!img)
+		return -ENOMEM;
+	put64(img, st->call.restorer);
+	uc = img + SF_UC;
+	put64(uc + UC_FLAGS, (st->have_xstate ? HI_UC_FP_XSTATE : 0) |
+				     HI_UC_SIGCONTEXT_SS |
+				     HI_UC_STRICT_RESTORE_SS);
+	/*
+	 * uc_stack with invalid flags: rt_sigreturn's restore_altstack hands
+	 * it to do_sigaltstack, which refuses it (-EINVAL, squashed), so the
+	 * thread's alternate signal stack stays as it is (kernel/signal.c).
+	 */
+	put32(uc + UC_STACK + 8, 3);
+	put_mcontext(uc + UC_MCONTEXT, &st->resume, st->fp);
+	put64(uc + UC_SIGMASK, st->sigmask);
+
+	/* The XSAVE image, with the software bytes the kernel checks. */
+	fx = img + (st->fp - st->lo);
+	memcpy(fx, st->xstate, st->sig_xsize);
+	if (st->have_xstate) {
+		uint64_t bv;
+
+		put32(fx + XS_SW_RESERVED, FP_XSTATE_MAGIC1);
+		put32(fx + XS_SW_RESERVED + 4, st->sig_xsize + 4);
+		put64(fx + XS_SW_RESERVED + 8, st->sig_xfeatures);
+		put32(fx + XS_SW_RESERVED + 16, st->sig_xsize);
+		memset(fx + XS_SW_RESERVED + 20, 0, 28);
+		memcpy(&bv, fx + XS_HEADER, 8);
+		put64(fx + XS_HEADER, bv & st->sig_xfeatures);
+		put32(fx + st->sig_xsize, FP_XSTATE_MAGIC2);
+	} else {
+		memset(fx + XS_SW_RESERVED, 0, 48);
+	}
+	ret = w->write(w->arg, st->lo, img, size);
+	free(img);
+	if (ret)
+		return ret;
+
+	r = st->regs;
+	argreg[0] = (uint64_t *)&r.rdi;
+	argreg[1] = (uint64_t *)&r.rsi;
+	argreg[2] = (uint64_t *)&r.rdx;
+	argreg[3] = (uint64_t *)&r.rcx;
+	argreg[4] = (uint64_t *)&r.r8;
+	argreg[5] = (uint64_t *)&r.r9;
+	/* A struct returned in memory: its address is the hidden first. */
+	if (st->call.ret_size)
+		*argreg[n++] = st->ret;
+	for (unsigned i = 0; i < st->call.nargs; i++)
+		*argreg[n++] = st->call.args[i];
+	r.rip = st->call.fn;
+	r.rsp = st->frame;
+	r.rax = 0;
+	/* Not in a system call: nothing is restarted into the function. */
+	r.orig_rax = (unsigned long long)-1;
+	/* The ABI's direction flag clear; no single-step, no AC. */
+	r.eflags &= ~(0x400ull | 0x100ull | 0x40000ull);
+	ret = set_regs(st->tid, &r);
+	if (ret)
+		return ret;
+	/*
+	 * Signals wait until the thread is back: the frame's uc_sigmask (or
+	 * call_returned) puts the mask back, and they are delivered then.
+	 */
+	return set_sigmask(st->tid, ~0ull);
+}
+
+static int x86_64_call_is_return(const struct hi_call_state *st, uint64_t nr,
+				 hi_addr_t ip, hi_addr_t sp)
+{
+	return nr == X86_64_NR_RT_SIGRETURN &&
+	       ip == st->call.restorer + sizeof(x86_64_restorer_code) &&
+	       sp == st->frame + 8;
+}
+
+static int x86_64_call_returned(struct hi_call_state *st,
+				const struct hi_reader *r, void *result)
+{
+	struct user_regs_struct regs;
+	int ret;
+
+	if (st->call.ret_size) {
+		ret = hi_read(r, st->ret, result, st->call.ret_size);
+		if (ret)
+			return ret;
+	}
+	/*
+	 * Put the state back before the registers, so that at every moment
+	 * either rt_sigreturn still runs and restores all from the frame, or
+	 * all is restored already.  Skipping rt_sigreturn (orig_rax -1) keeps
+	 * restart_block, which it would reset.
+	 */
+	ret = set_xstate(st);
+	if (!ret)
+		ret = set_sigmask(st->tid, st->sigmask);
+	if (ret)
+		return ret;
+	regs = st->resume;
+	regs.orig_rax = (unsigned long long)-1;
+	return set_regs(st->tid, &regs);
+}
+
+static int restore_all(struct hi_call_state *st, const struct hi_writer *w,
+		       int with_state)
+{
+	struct user_regs_struct now;
+	int ret;
+
+	if (with_state) {
+		ret = set_xstate(st);
+		if (!ret)
+			ret = set_sigmask(st->tid, st->sigmask);
+		if (ret)
+			return ret;
+	}
+	/*
+	 * The registers as they were, orig_rax and rax included: when the
+	 * thread is released, the kernel restarts its interrupted system
+	 * call exactly as it would have (detaching a stopped tracee sets
+	 * TIF_SIGPENDING, so arch_do_signal_or_restart runs).
+	 */
+	ret = set_regs(st->tid, &st->regs);
+	if (ret)
+		return ret;
+	ret = w->write(w->arg, st->lo, st->saved, st->hi - st->lo);
+	if (ret)
+		return ret;
+	ret = get_regs(st->tid, &now);
+	if (ret)
+		return ret;
+	if (memcmp(&now, &st->regs, sizeof(now)) != 0)
+		return -HI_E_RESTORE;
+	if (st->have_xstate) {
+		unsigned char *x = malloc(XSTATE_MAX);
+		struct iovec iov = { .iov_base = x, .iov_len = XSTATE_MAX };
+
+		if (!x)
+			return -ENOMEM;
+		if (ptrace(PTRACE_GETREGSET, st->tid, (void *)NT_X86_XSTATE,
+			   &iov) != 0) {
+			ret = -errno;
+		} else if (iov.iov_len != st->xsize ||
+			   memcmp(x, st->xstate, st->xsize) != 0) {
+			ret = -HI_E_RESTORE;
+		}
+		free(x);
+	}
+	return ret;
+}
+
+static int x86_64_call_finish(struct hi_call_state *st,
+			      const struct hi_writer *w)
+{
+	return restore_all(st, w, 0);
+}
+
+static int x86_64_call_abandon(struct hi_call_state *st,
+			       const struct hi_writer *w)
+{
+	return restore_all(st, w, 1);
+}
+
+static const char *x86_64_syscall_name(uint64_t nr)
+{
+	switch (nr) {
+	case 9:
+		return "mmap";
+	case 10:
+		return "mprotect";
+	case 11:
+		return "munmap";
+	case 12:
+		return "brk";
+	case 25:
+		return "mremap";
+	case 28:
+		return "madvise";
+	case 202:
+		return "futex";
+	case 1:
+		return "write";
+	}
+	return NULL;
+}
 #else
 static int x86_64_get_pc(pid_t tid, hi_addr_t *pc)
 {
 	(void)tid;
 	(void)pc;
 	return -HI_E_UNSUPPORTED;
+}
+
+static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
+			       const struct hi_reader *r,
+			       const struct hi_maps *maps,
+			       struct hi_call_state **out, int *rank,
+			       char *why, size_t why_size)
+{
+	(void)tid, (void)call, (void)r, (void)maps, (void)out, (void)why;
+	(void)why_size;
+	*rank = HI_HOST_NO;
+	return -HI_E_UNSUPPORTED;
+}
+
+static int x86_64_call_start(struct hi_call_state *st,
+			     const struct hi_writer *w)
+{
+	(void)st, (void)w;
+	return -HI_E_UNSUPPORTED;
+}
+
+static int x86_64_call_is_return(const struct hi_call_state *st, uint64_t nr,
+				 hi_addr_t ip, hi_addr_t sp)
+{
+	(void)st, (void)nr, (void)ip, (void)sp;
+	return 0;
+}
+
+static int x86_64_call_returned(struct hi_call_state *st,
+				const struct hi_reader *r, void *result)
+{
+	(void)st, (void)r, (void)result;
+	return -HI_E_UNSUPPORTED;
+}
+
+static int x86_64_call_finish(struct hi_call_state *st,
+			      const struct hi_writer *w)
+{
+	(void)st, (void)w;
+	return -HI_E_UNSUPPORTED;
+}
+
+static int x86_64_call_abandon(struct hi_call_state *st,
+			       const struct hi_writer *w)
+{
+	(void)st, (void)w;
+	return -HI_E_UNSUPPORTED;
+}
+
+static void x86_64_call_free(struct hi_call_state *st)
+{
+	(void)st;
+}
+
+static const char *x86_64_syscall_name(uint64_t nr)
+{
+	(void)nr;
+	return NULL;
 }
 #endif
 
@@ -38,4 +649,14 @@ const struct hi_arch_ops x86_64_ops = {
 	.e_machine = EM_X86_64,
 	.ptr_size = 8,
 	.get_pc = x86_64_get_pc,
+	.restorer_code = x86_64_restorer_code,
+	.restorer_len = sizeof(x86_64_restorer_code),
+	.call_prepare = x86_64_call_prepare,
+	.call_start = x86_64_call_start,
+	.call_is_return = x86_64_call_is_return,
+	.call_returned = x86_64_call_returned,
+	.call_finish = x86_64_call_finish,
+	.call_abandon = x86_64_call_abandon,
+	.call_free = x86_64_call_free,
+	.syscall_name = x86_64_syscall_name,
 };

@@ -170,6 +170,17 @@ def check_snapshot(snap, ready, pid):
                 need(v < (2, 33), "allocator.version %s, but the target "
                      "has no mallinfo2 (< 2.33)" % ver)
         need("method" in alloc, "allocator has no method")
+        if alloc.get("method") == "call":
+            call = alloc.get("call")
+            if need(isinstance(call, dict), "method call without call"):
+                # The reader's figures of the same stop must agree.
+                need(call.get("agrees_with_memory") is not False,
+                     "the call's figures differ from the memory reader's "
+                     "in the same stop")
+                if ready["api"] == "mallinfo":
+                    need(call.get("function") == "mallinfo" and
+                         "wrap" in call.get("note", ""),
+                         "mallinfo() called without the wrap note")
 
     consistent = snap.get("consistent")
     mi = snap.get("mallinfo2")

@@ -9,6 +9,7 @@ as a pass.  Exit 0 only when no case failed and at least one passed.
 
 import argparse
 import ctypes
+import json
 import os
 import random
 import re
@@ -231,12 +232,28 @@ def main():
 
     def no_debuginfo():
         def fn(t):
-            rc, _, err = run([hi, "-p", str(t.pid), "--debuginfo-path",
+            # --method read needs the debug information.
+            rc, _, err = run([hi, "-p", str(t.pid), "--method", "read",
+                              "--debuginfo-path",
                               "/nonexistent-debug-dir"], env)
             expect(rc, err, EXIT_FAILED,
                    [r"no debug information for the libc of pid %d: "
                     r"\S*libc\S*, build-id [0-9a-f]{40}" % t.pid,
                     r"libc6-dbg", r"--debuginfo-path"])
+            untouched(t)
+            # --method auto (the default) calls mallinfo2() instead, and
+            # says why.
+            rc, out, err = run([hi, "-p", str(t.pid), "--json",
+                                "--debuginfo-path",
+                                "/nonexistent-debug-dir"], env)
+            if rc != 0:
+                raise Failure("auto without debug information: exit %d: %s"
+                              % (rc, err))
+            alloc = json.loads(out)["allocator"]
+            if alloc.get("method") != "call" or \
+                    "no debug information" not in alloc.get("method_reason",
+                                                           ""):
+                raise Failure("auto without debug information: %r" % alloc)
             untouched(t)
         return with_target("small_frees", fn)
 

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heapinspect trim: give the target's free heap memory back to the system
+ * with its own malloc_trim(), the safe way (inspector/call.c), and show what
+ * it gave: RSS and the allocator's figures before and after, taken in the
+ * same stop.
+ *
+ * malloc_trim's int result cannot be read: the call returns through
+ * __restore_rt, whose first instruction overwrites %eax with rt_sigreturn's
+ * number before heapinspect sees the return.  Whether it released memory is
+ * told instead by the system calls it made to release it (madvise
+ * MADV_DONTNEED in mtrim, brk in systrim, munmap/madvise in heap_trim;
+ * malloc.c and arena.c, 2.31 to 2.41) and by RSS.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "call.h"
+#include "output.h"
+#include "trim.h"
+
+#define PROG "heapinspect trim"
+#define MALLINFO2_SIZE 80
+#define MALLINFO_SIZE 40
+
+enum { T_OK = 0, T_FAILED = 2, T_USAGE = 64 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: heapinspect trim -p PID [--pad BYTES] [--json] [--bytes]\n"
+"                        [--debuginfo-path PATH] [--timeout MS]\n"
+"\n"
+"Call malloc_trim(BYTES) inside the running process PID, at a moment when\n"
+"none of its threads is inside malloc, and report its RSS and allocator\n"
+"figures before and after: the memory given back to the system.\n"
+"\n"
+"  -p, --pid PID            the process\n"
+"      --pad BYTES          malloc_trim's pad: free space to keep at the\n"
+"                           top of the heap (default 0)\n"
+"      --json               one JSON object (heapinspect/trim/v1)\n"
+"      --bytes              sizes in exact bytes\n"
+"      --debuginfo-path P   as for heapinspect; without debug information\n"
+"                           only call stacks are checked, not lock words\n"
+"      --timeout MS         how long to wait for a safe moment, and for\n"
+"                           each call (default 5000)\n"
+"      --stop-timeout MS    how long to wait for every thread to stop\n"
+"                           (default 2000)\n"
+"\n"
+"exit status: 0 trimmed (whether or not there was memory to give back);\n"
+"2 nothing was called or the call failed; 64 wrong usage.\n");
+}
+
+static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void errmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+struct trim_result {
+	struct hi_mallinfo before, after;
+	struct hi_memstat mem_before, mem_after;
+	struct hi_call_report rep;  /* of malloc_trim */
+	int wraps;
+	unsigned released_calls;    /* madvise, brk, munmap it made */
+};
+
+static void mi_from(const unsigned char *b, int wide, struct hi_mallinfo *mi)
+{
+	uint64_t *v = &mi->arena;
+
+	for (int i = 0; i < 10; i++) {
+		if (wide) {
+			memcpy(&v[i], b + 8 * i, 8);
+		} else {
+			uint32_t w;
+
+			memcpy(&w, b + 4 * i, 4);
+			v[i] = w;
+		}
+	}
+}
+
+static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
+		   unsigned timeout_ms, unsigned stop_timeout_ms,
+		   struct trim_result *res, char *detail, size_t dsize)
+{
+	const struct hi_allocator_ops *ops = NULL;
+	struct hi_call_report info_rep;
+	struct hi_call info = { 0 }, trim = { 0 };
+	struct hi_alloc_ctx ctx;
+	struct hi_caller c;
+	struct hi_target t;
+	unsigned char buf[MALLINFO2_SIZE];
+	int ret, wide, located;
+
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&c, 0, sizeof(c));
+	memset(&info_rep, 0, sizeof(info_rep));
+	ctx.pid = pid;
+	ret = hi_sym_open(pid, debuginfo_path, &ctx.sym);
+	if (ret)
+		return ret;
+	for (size_t i = 0; hi_allocators[i]; i++) {
+		ret = hi_allocators[i]->probe(&ctx);
+		if (ret > 0) {
+			ops = hi_allocators[i];
+			break;
+		}
+		if (ret < 0 && ret != -HI_E_NOLIBC)
+			goto out_sym;
+	}
+	if (!ops) {
+		ret = ctx.why[0] ? -HI_E_OTHERALLOC : -HI_E_NOLIBC;
+		goto out_sym;
+	}
+	located = ops->locate(&ctx) == 0;
+	hi_target_init(&t, pid);
+	ret = hi_caller_init(&c, &t, &ctx, ops, located, stop_timeout_ms);
+	if (ret)
+		goto out;
+	if (!c.funcs.malloc_trim) {
+		snprintf(ctx.why, sizeof(ctx.why), "malloc_trim");
+		ret = -HI_E_NOSYM;
+		goto out;
+	}
+	wide = c.funcs.mallinfo2 != 0;
+	res->wraps = !wide;
+	info.fn = wide ? c.funcs.mallinfo2 : c.funcs.mallinfo;
+	info.restorer = c.funcs.restorer;
+	info.ret_size = wide ? MALLINFO2_SIZE : MALLINFO_SIZE;
+	trim.fn = c.funcs.malloc_trim;
+	trim.restorer = c.funcs.restorer;
+	trim.args[0] = pad;
+	trim.nargs = 1;
+
+	ret = hi_caller_stop_safe(&c, hi_now_ns() + timeout_ms * 1000000ull,
+				  &res->rep);
+	if (ret)
+		goto out;
+	/* Before, the trim, after: one stop, the other threads held. */
+	hi_proc_memstat(pid, &res->mem_before);
+	ret = hi_caller_call(&c, &info, wide ? "mallinfo2" : "mallinfo", buf,
+			     hi_now_ns() + timeout_ms * 1000000ull,
+			     &info_rep);
+	if (ret) {
+		res->rep = info_rep;
+		goto out_resume;
+	}
+	mi_from(buf, wide, &res->before);
+	{
+		unsigned attempts = res->rep.attempts;
+		uint64_t waited = res->rep.waited_us;
+
+		memset(&res->rep, 0, sizeof(res->rep));
+		res->rep.attempts = attempts;
+		res->rep.waited_us = waited;
+		res->rep.locks_checked = info_rep.locks_checked;
+		res->rep.stacks_checked = info_rep.stacks_checked;
+	}
+	ret = hi_caller_call(&c, &trim, "malloc_trim", NULL,
+			     hi_now_ns() + timeout_ms * 1000000ull,
+			     &res->rep);
+	if (ret)
+		goto out_resume;
+	memset(&info_rep, 0, sizeof(info_rep));
+	ret = hi_caller_call(&c, &info, wide ? "mallinfo2" : "mallinfo", buf,
+			     hi_now_ns() + timeout_ms * 1000000ull,
+			     &info_rep);
+	if (ret)
+		goto out_resume;
+	mi_from(buf, wide, &res->after);
+	hi_proc_memstat(pid, &res->mem_after);
+	for (int i = 0; i < HI_CALL_MAX_SYSCALLS && res->rep.syscalls[i].name;
+	     i++) {
+		const char *n = res->rep.syscalls[i].name;
+
+		if (!strcmp(n, "madvise") || !strcmp(n, "brk") ||
+		    !strcmp(n, "munmap"))
+			res->released_calls += res->rep.syscalls[i].count;
+	}
+out_resume:
+	{
+		int r = hi_target_resume(&t);
+
+		if (!ret && r)
+			ret = r;
+	}
+out:
+	hi_caller_fini(&c);
+	hi_target_fini(&t);
+	ops->release(&ctx);
+out_sym:
+	snprintf(detail, dsize, "%s", ctx.why);
+	hi_sym_close(ctx.sym);
+	return ret;
+}
+
+static const char *size_str(uint64_t v, int exact, char *buf, size_t size)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	if (exact || v < 1024) {
+		snprintf(buf, size, "%" PRIu64 "%s", v, exact ? "" : " B");
+		return buf;
+	}
+	while (d >= 1024 && u < 4) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", d, unit[u]);
+	return buf;
+}
+
+static uint64_t drop(uint64_t before, uint64_t after)
+{
+	return before > after ? before - after : 0;
+}
+
+static int print_json(pid_t pid, uint64_t pad, const struct trim_result *r)
+{
+	json_t *o = json_object(), *rss = json_object(), *call;
+	int ret;
+
+	json_object_set_new(o, "schema", json_string("heapinspect/trim/v1"));
+	json_object_set_new(o, "pid", json_integer(pid));
+	json_object_set_new(o, "pad", json_integer((json_int_t)pad));
+	json_object_set_new(o, "released",
+			    json_boolean(r->released_calls > 0));
+	if (r->mem_before.valid && r->mem_after.valid) {
+		json_object_set_new(rss, "before",
+				    json_integer(r->mem_before.rss));
+		json_object_set_new(rss, "after",
+				    json_integer(r->mem_after.rss));
+		json_object_set_new(rss, "returned", json_integer(
+			drop(r->mem_before.rss, r->mem_after.rss)));
+	}
+	json_object_set_new(o, "rss", rss);
+	json_object_set_new(o, "mallinfo2_before",
+			    hi_mallinfo_json(&r->before));
+	json_object_set_new(o, "mallinfo2_after", hi_mallinfo_json(&r->after));
+	call = hi_call_report_json(&r->rep);
+	if (r->wraps)
+		json_object_set_new(call, "note", json_string(
+			"mallinfo() of glibc before 2.33: its fields are int "
+			"and wrap above 2 GiB; shown as unsigned 32-bit"));
+	json_object_set_new(call, "return_value", json_null());
+	json_object_set_new(o, "call", call);
+	ret = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(o);
+	return ret;
+}
+
+static void print_text(pid_t pid, uint64_t pad, const struct trim_result *r,
+		       int exact)
+{
+	char a[32], b[32], c[32];
+
+	printf("pid %d: malloc_trim(%" PRIu64 ") called in thread %d "
+	       "(after %u stop%s)\n", (int)pid, pad, (int)r->rep.thread,
+	       r->rep.attempts, r->rep.attempts == 1 ? "" : "s");
+	if (r->mem_before.valid && r->mem_after.valid)
+		printf("rss       %12s -> %-12s returned %s\n",
+		       size_str(r->mem_before.rss, exact, a, sizeof(a)),
+		       size_str(r->mem_after.rss, exact, b, sizeof(b)),
+		       size_str(drop(r->mem_before.rss, r->mem_after.rss),
+				exact, c, sizeof(c)));
+	printf("arena     %12s -> %s\n",
+	       size_str(r->before.arena, exact, a, sizeof(a)),
+	       size_str(r->after.arena, exact, b, sizeof(b)));
+	printf("fordblks  %12s -> %s\n",
+	       size_str(r->before.fordblks, exact, a, sizeof(a)),
+	       size_str(r->after.fordblks, exact, b, sizeof(b)));
+	printf("keepcost  %12s -> %s\n",
+	       size_str(r->before.keepcost, exact, a, sizeof(a)),
+	       size_str(r->after.keepcost, exact, b, sizeof(b)));
+	printf("uordblks  %12s -> %s\n",
+	       size_str(r->before.uordblks, exact, a, sizeof(a)),
+	       size_str(r->after.uordblks, exact, b, sizeof(b)));
+	printf("released: %s", r->released_calls ? "yes" : "no");
+	for (int i = 0; i < HI_CALL_MAX_SYSCALLS && r->rep.syscalls[i].name;
+	     i++)
+		printf("%s %s x%u", i ? "," : " (system calls:",
+		       r->rep.syscalls[i].name, r->rep.syscalls[i].count);
+	printf("%s\n", r->rep.syscalls[0].name ? ")" : "");
+	if (r->wraps)
+		printf("note:     mallinfo() of glibc before 2.33: int fields, "
+		       "they wrap above 2 GiB\n");
+}
+
+int hi_trim_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "pad", required_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "bytes", no_argument, NULL, 'b' },
+		{ "debuginfo-path", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "stop-timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *debuginfo_path = NULL;
+	unsigned timeout_ms = 5000, stop_timeout_ms = 2000;
+	struct trim_result res;
+	struct hi_procinfo info;
+	char detail[4096];
+	uint64_t pad = 0, v;
+	pid_t pid = 0;
+	int json = 0, exact = 0, c, ret;
+
+	while ((c = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, 0x3fffffff, &v) || v == 0) {
+				errmsg("invalid pid '%s': expected a positive "
+				       "number", optarg);
+				return T_USAGE;
+			}
+			pid = (pid_t)v;
+			break;
+		case 'P':
+			if (parse_u64(optarg, UINT64_MAX / 2, &pad)) {
+				errmsg("invalid --pad '%s': expected a number "
+				       "of bytes", optarg);
+				return T_USAGE;
+			}
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'b':
+			exact = 1;
+			break;
+		case 'd':
+			debuginfo_path = optarg;
+			break;
+		case 'T':
+		case 't':
+			if (parse_u64(optarg, 3600000, &v) || v == 0) {
+				errmsg("invalid --%s '%s': expected 1 to "
+				       "3600000 ms", c == 'T' ? "timeout" :
+				       "stop-timeout", optarg);
+				return T_USAGE;
+			}
+			if (c == 'T')
+				timeout_ms = (unsigned)v;
+			else
+				stop_timeout_ms = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return T_OK;
+		default:
+			fprintf(stderr, "try 'heapinspect trim --help'\n");
+			return T_USAGE;
+		}
+	}
+	if (optind < argc || !pid) {
+		errmsg(pid ? "unexpected argument" :
+			     "which process? give its pid with -p PID");
+		fprintf(stderr, "try 'heapinspect trim --help'\n");
+		return T_USAGE;
+	}
+	if (pid == getpid()) {
+		errmsg("pid %d is heapinspect itself", (int)pid);
+		return T_FAILED;
+	}
+	ret = hi_proc_info(pid, &info);
+	if (ret == 0 && info.kthread)
+		ret = -HI_E_KTHREAD;
+	else if (ret == 0 && (info.state == 'Z' || info.state == 'X'))
+		ret = -HI_E_ZOMBIE;
+	memset(&res, 0, sizeof(res));
+	detail[0] = '\0';
+	if (ret == 0)
+		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
+			      stop_timeout_ms, &res, detail, sizeof(detail));
+	if (ret) {
+		if (ret == -ESRCH || (kill(pid, 0) != 0 && errno == ESRCH))
+			errmsg("no process with pid %d", (int)pid);
+		else if (ret == -HI_E_UNSAFE)
+			errmsg("pid %d: no safe moment to call into its "
+			       "allocator within %u ms (%u stops; last: %s); "
+			       "nothing was called", (int)pid, timeout_ms,
+			       res.rep.attempts, res.rep.unsafe);
+		else if (ret == -HI_E_CALLSTUCK && !res.rep.abandoned)
+			errmsg("pid %d: %s() did not return within %u ms; it "
+			       "still runs in thread %d, which returns to "
+			       "where it was by itself when it ends",
+			       (int)pid, res.rep.function, timeout_ms,
+			       (int)res.rep.thread);
+		else if (ret == -EPERM || ret == -EACCES)
+			errmsg("cannot attach to pid %d: %s (run as root or "
+			       "with CAP_SYS_PTRACE; see heapinspect --help)",
+			       (int)pid, hi_strerror(ret));
+		else
+			errmsg("pid %d: %s%s%s", (int)pid, hi_strerror(ret),
+			       detail[0] ? ": " : "", detail);
+		return T_FAILED;
+	}
+	if (json)
+		ret = print_json(pid, pad, &res);
+	else
+		print_text(pid, pad, &res, exact);
+	if (fflush(stdout) != 0 || ret) {
+		errmsg("cannot write the report");
+		return T_FAILED;
+	}
+	return T_OK;
+}
