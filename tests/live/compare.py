@@ -224,12 +224,16 @@ def check_snapshot(snap, ready, pid):
              % (proc.get("threads"), ready["threads"]))
         need(is_int(proc.get("rss")) and proc["rss"] > 0,
              "process.rss is %r" % proc.get("rss"))
-        if arenas and all(is_int(a.get("attached_threads"))
-                          for a in arenas):
+        # A thread attaches to an arena at its first malloc and detaches
+        # as it exits: never more than the threads there were at the stop
+        # (for a target whose threads come and go, not at the ready line).
+        nthreads = ready["threads"] if idle else proc.get("threads")
+        if arenas and is_int(nthreads) and all(
+                is_int(a.get("attached_threads")) for a in arenas):
             att = sum(a["attached_threads"] for a in arenas)
-            need(att <= ready["threads"],
+            need(att <= nthreads,
                  "arenas have %d attached threads, the process %d"
-                 % (att, ready["threads"]))
+                 % (att, nthreads))
     pause = snap.get("pause_us")
     need(is_int(pause) and pause >= 0, "pause_us is %r" % pause)
     return problems
