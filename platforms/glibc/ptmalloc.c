@@ -131,11 +131,12 @@ static int parse_version(const char *banner, unsigned *maj, unsigned *min)
 
 /*
  * One member into a field; required members fail the look-up, optional
- * ones (attached_threads, 2.23 and later) come back with size 0.
+ * ones (attached_threads, 2.23 and later; the tcache and huge page members
+ * of malloc_par) come back with size 0.
  */
-static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
-		  const char *tname, const char *name, int required,
-		  struct ptm_field *f)
+static int member(const struct hi_sym_type *t, const char *tname,
+		  const char *name, int required, struct ptm_field *f,
+		  char *what, size_t whatsize)
 {
 	int ret = hi_sym_member(t, name, &f->off, &f->size, &f->count, NULL);
 
@@ -144,28 +145,29 @@ static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
 		return 0;
 	}
 	if (ret)
-		snprintf(ctx->why, sizeof(ctx->why), "struct %s.%s", tname,
-			 name);
+		snprintf(what, whatsize, "struct %s.%s", tname, name);
 	return ret;
 }
 
-static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
-			     const struct hi_sym_type *state,
-			     const struct hi_sym_type *par, struct ptm_layout *l)
+int ptm_layout_dwarf(const struct hi_sym_type *state,
+		     const struct hi_sym_type *par, struct ptm_layout *l,
+		     char *what, size_t whatsize)
 {
 	struct hi_sym_type top_t, chunk;
 	uint64_t off, size, count;
 	int ret;
 
+	memset(l, 0, sizeof(*l));
 	if ((ret = hi_sym_type_size(state, &l->state_size)) ||
 	    (ret = hi_sym_type_size(par, &l->par_size)))
 		return ret;
 #define M(t, tn, name, req, f)                                         \
 	do {                                                           \
-		if ((ret = member(ctx, t, tn, name, req, f)))          \
+		if ((ret = member(t, tn, name, req, f, what, whatsize))) \
 			return ret;                                    \
 	} while (0)
 	M(state, "malloc_state", "mutex", 1, &l->mutex);
+	M(state, "malloc_state", "flags", 1, &l->flags);
 	M(state, "malloc_state", "fastbinsY", 1, &l->fastbins);
 	M(state, "malloc_state", "top", 1, &l->top);
 	M(state, "malloc_state", "bins", 1, &l->bins);
@@ -173,14 +175,23 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	M(state, "malloc_state", "attached_threads", 0, &l->attached_threads);
 	M(state, "malloc_state", "system_mem", 1, &l->system_mem);
 	M(state, "malloc_state", "max_system_mem", 1, &l->max_system_mem);
+	M(par, "malloc_par", "trim_threshold", 1, &l->trim_threshold);
+	M(par, "malloc_par", "mmap_threshold", 1, &l->mmap_threshold);
+	M(par, "malloc_par", "hp_pagesize", 0, &l->hp_pagesize);
 	M(par, "malloc_par", "n_mmaps", 1, &l->n_mmaps);
+	M(par, "malloc_par", "n_mmaps_max", 1, &l->n_mmaps_max);
+	M(par, "malloc_par", "max_n_mmaps", 1, &l->max_n_mmaps);
 	M(par, "malloc_par", "mmapped_mem", 1, &l->mmapped_mem);
 	M(par, "malloc_par", "max_mmapped_mem", 1, &l->max_mmapped_mem);
+	M(par, "malloc_par", "sbrk_base", 1, &l->sbrk_base);
+	M(par, "malloc_par", "tcache_bins", 0, &l->tcache_bins);
+	M(par, "malloc_par", "tcache_max_bytes", 0, &l->tcache_max_bytes);
+	M(par, "malloc_par", "tcache_count", 0, &l->tcache_count);
 
 	/* struct malloc_chunk, through the type of malloc_state.top. */
 	ret = hi_sym_member(state, "top", &off, &size, &count, &top_t);
 	if (ret || (ret = hi_sym_pointee(&top_t, &chunk))) {
-		snprintf(ctx->why, sizeof(ctx->why), "struct malloc_chunk");
+		snprintf(what, whatsize, "struct malloc_chunk");
 		return ret;
 	}
 	M(&chunk, "malloc_chunk", "mchunk_size", 1, &l->c_size);
@@ -190,7 +201,7 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	l->ptr_size = l->top.size;
 	ret = ptm_layout_check(l);
 	if (ret)
-		snprintf(ctx->why, sizeof(ctx->why),
+		snprintf(what, whatsize,
 			 "struct malloc_state, malloc_par or malloc_chunk");
 	return ret;
 }
@@ -199,7 +210,7 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 {
 	struct ptm_priv *priv = ctx->priv;
 	struct hi_sym_type state, par;
-	const char *debug_file = NULL;
+	struct hi_sym_debug dbg;
 	char banner[4096];
 	unsigned maj, min;
 	int ret;
@@ -217,14 +228,12 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 		return -HI_E_NOLIBC;
 	}
 	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
-	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
-	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
 
-	ret = hi_sym_load_debug(&priv->libc, &debug_file);
+	ret = hi_sym_load_debug(&priv->libc, &dbg);
 	if (ret)
 		return ret;
 	snprintf(ctx->debug_file, sizeof(ctx->debug_file), "%s",
-		 debug_file ? debug_file : "");
+		 dbg.file ? dbg.file : "");
 
 	ret = hi_sym_variable(&priv->libc, "malloc.c", "main_arena",
 			      &priv->w.main_arena, &state);
@@ -238,7 +247,11 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 		snprintf(ctx->why, sizeof(ctx->why), "mp_");
 		return ret;
 	}
-	return layout_from_dwarf(ctx, &state, &par, &priv->l);
+	ret = ptm_layout_dwarf(&state, &par, &priv->l, ctx->why,
+			       sizeof(ctx->why));
+	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
+	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
+	return ret;
 }
 
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)

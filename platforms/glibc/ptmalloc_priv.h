@@ -21,25 +21,38 @@ struct ptm_field {
 
 /*
  * The members of struct malloc_state, struct malloc_par and struct
- * malloc_chunk that the walker uses.  On the DWARF path every one of these
- * comes from the target's own debug information.
+ * malloc_chunk that the walker and the checks use.  On the DWARF path every
+ * one of these comes from the target's own debug information; without it,
+ * from the built-in tables (ptmalloc_builds.c), which were generated from
+ * the DWARF of real builds.  Members marked optional have size 0 when the
+ * glibc has no such member.
  */
 struct ptm_layout {
 	/* struct malloc_state */
 	uint64_t state_size;
 	struct ptm_field mutex;
+	struct ptm_field flags;
 	struct ptm_field fastbins; /* fastbinsY[NFASTBINS] */
 	struct ptm_field top;
 	struct ptm_field bins;     /* bins[NBINS * 2 - 2] */
 	struct ptm_field next;
-	struct ptm_field attached_threads; /* size 0 when absent */
+	struct ptm_field attached_threads; /* optional */
 	struct ptm_field system_mem;
 	struct ptm_field max_system_mem;
 	/* struct malloc_par */
 	uint64_t par_size;
+	struct ptm_field trim_threshold;
+	struct ptm_field mmap_threshold;
+	struct ptm_field hp_pagesize;      /* optional: 2.35 and later */
 	struct ptm_field n_mmaps;
+	struct ptm_field n_mmaps_max;
+	struct ptm_field max_n_mmaps;
 	struct ptm_field mmapped_mem;
 	struct ptm_field max_mmapped_mem;
+	struct ptm_field sbrk_base;
+	struct ptm_field tcache_bins;      /* optional: USE_TCACHE */
+	struct ptm_field tcache_max_bytes; /* optional */
+	struct ptm_field tcache_count;     /* optional */
 	/* struct malloc_chunk */
 	struct ptm_field c_size;   /* mchunk_size: INTERNAL_SIZE_T */
 	struct ptm_field c_fd;
@@ -54,6 +67,51 @@ struct ptm_where {
 	hi_addr_t main_arena;
 	hi_addr_t mp;
 };
+
+/* One member of a struct and the value it starts with, in libc's file. */
+struct ptm_init {
+	uint16_t off;
+	uint8_t size;
+	uint64_t value;
+};
+
+#define PTM_MAX_INIT 32
+
+/*
+ * What one real build of glibc says about its allocator, generated from its
+ * DWARF by hi_layoutgen (ptmalloc_gen.c): the layout, and the initial value
+ * of every member of mp_ as its file holds it (the compile-time defaults).
+ */
+struct ptm_build {
+	const char *name;      /* which build: distribution, package, version */
+	const char *build_id;  /* of that build's libc, for the record */
+	unsigned major, minor; /* its glibc version */
+	struct ptm_layout layout;
+	struct ptm_init par_init[PTM_MAX_INIT];
+	unsigned npar_init;
+};
+
+/* The builds the tables were generated from (ptmalloc_builds.c). */
+extern const struct ptm_build ptm_builds[];
+extern const unsigned ptm_nbuilds;
+
+/*
+ * The built-in table for glibc major.minor (ptmalloc_versions.c): the build
+ * whose struct malloc_state, malloc_par and malloc_chunk are those of that
+ * version.  Return it, or NULL when heapinspect knows no table for the
+ * version; *range is set to the versions that are known, for the message.
+ */
+const struct ptm_build *ptm_builtin_for(unsigned major, unsigned minor,
+					const char **range);
+
+/*
+ * The DWARF path: layout from the types of main_arena and mp_.  what names
+ * the member that could not be found (a buffer of whatsize).  Return 0,
+ * -HI_E_NOSYM, -HI_E_LAYOUT or -HI_E_DWARF.
+ */
+int ptm_layout_dwarf(const struct hi_sym_type *state,
+		     const struct hi_sym_type *par, struct ptm_layout *l,
+		     char *what, size_t whatsize);
 
 /*
  * Check that a layout is one the walker can use: pointer-sized links, bins
