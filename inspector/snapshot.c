@@ -133,6 +133,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	s->exe[n > 0 ? n : 0] = '\0';
 
 	ctx.pid = o->pid;
+	ctx.flags = o->locate_flags;
+	ctx.cache_dir = o->cache_dir;
 	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 	if (ret) {
 		set_err(err, ret, NULL);
@@ -189,12 +191,32 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ret = hi_proc_maps(o->pid, &maps);
 		if (ret)
 			goto out_resume;
+		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
+		/*
+		 * Addresses found without symbols are used only once they
+		 * are proven; a state caught in the middle of an update may
+		 * fail the checks, so a failure while an arena is locked
+		 * means "try again".
+		 */
+		ret = ops->verify ? ops->verify(&ctx, s->pc_busy) : 0;
+		if (ret == -HI_E_BUSY && !last) {
+			hi_target_resume(&t);
+			pause_between(attempt);
+			continue;
+		}
+		if (ret == -HI_E_BUSY) {
+			snprintf(ctx.why, sizeof(ctx.why), "the allocator was "
+				 "busy in all %u attempts: its state could "
+				 "not be verified", attempt);
+			ret = -HI_E_VERIFY;
+		}
+		if (ret)
+			goto out_resume;
 		busy = ops->busy(&ctx);
 		if (busy < 0 && busy != -HI_E_CORRUPT) {
 			ret = busy;
 			goto out_resume;
 		}
-		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
 		if ((busy <= 0 && !s->pc_busy) || last) {
 			ret = ops->read(&ctx, 1, &s->heap);
 			break;
@@ -231,6 +253,11 @@ out_ops:
 	if (ret)
 		hi_heap_free(&s->heap);
 	ops->release(&ctx);
+	s->loc = ctx;
+	s->loc.sym = NULL;
+	s->loc.priv = NULL;
+	s->loc.reader = NULL;
+	s->loc.maps = NULL;
 out_sym:
 	if (ret) {
 		if (ret == -HI_E_NODEBUG)

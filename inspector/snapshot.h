@@ -16,6 +16,8 @@ struct hi_snapshot_opts {
 	const char *debuginfo_path; /* NULL: elfutils' default */
 	unsigned attempts;          /* stops tried while the heap is busy */
 	unsigned stop_timeout_ms;   /* for all threads to stop */
+	unsigned locate_flags;      /* HI_LOCATE_* */
+	const char *cache_dir;      /* the layout cache, NULL: none */
 };
 
 struct hi_snapshot {
@@ -29,6 +31,8 @@ struct hi_snapshot {
 	char libc_path[4096];
 	char build_id[129];
 	char debug_file[4096];
+	struct hi_alloc_ctx loc;    /* how the allocator was found; its
+				       pointers are cleared */
 	struct hi_heap heap;
 	int pc_busy;                /* a lone thread stopped inside malloc */
 	struct hi_memstat mem;

@@ -50,7 +50,8 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata,
 					      debuglink_crc,
 					      debuginfo_file_name);
 
-	if (fd < -1)
+	/* -ENOSYS: no DEBUGINFOD_URLS, the client was not asked. */
+	if (fd < -1 && fd != -ENOSYS)
 		last_find.debuginfod_err = fd;
 	if (fd >= 0 && *debuginfo_file_name == NULL) {
 		char link[64], path[4096];

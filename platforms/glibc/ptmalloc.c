@@ -6,6 +6,7 @@
  * (ptmalloc_walk.c) what it needs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ struct ptm_priv {
 	struct hi_sym_module libc;
 	struct ptm_layout l;
 	struct ptm_where w;
+	int dwarf;        /* main_arena and mp_ came from symbols */
+	int need_verify;  /* the addresses must pass ptm_verify first */
+	int verified;
+	/* Without symbols: the candidates found in libc's file. */
+	hi_addr_t arenas[PTM_MAX_CAND], pars[PTM_MAX_CAND];
+	int narenas, npars;
 };
 
 /* Basename of a path. */
@@ -206,34 +213,39 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 	return ret;
 }
 
-static int ptm_locate(struct hi_alloc_ctx *ctx)
+static void tried(struct hi_alloc_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Note why a method failed before the next one is tried. */
+static void tried(struct hi_alloc_ctx *ctx, const char *fmt, ...)
 {
-	struct ptm_priv *priv = ctx->priv;
+	va_list ap;
+
+	if (ctx->ntried >= sizeof(ctx->tried) / sizeof(ctx->tried[0]))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ctx->tried[ctx->ntried++], sizeof(ctx->tried[0]), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Step 1 and 2 of --method auto: the DWARF of the target's libc, from the
+ * local debug directories or, through libdwfl's libdebuginfod, from a
+ * debuginfod server.  Return 0, or a negative code with why set.
+ */
+static int locate_dwarf(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
 	struct hi_sym_type state, par;
 	struct hi_sym_debug dbg;
-	char banner[4096];
-	unsigned maj, min;
 	int ret;
 
-	ret = hi_sym_build_id(&priv->libc, ctx->build_id,
-			      sizeof(ctx->build_id));
-	if (ret)
-		ctx->build_id[0] = '\0';
-	ret = hi_sym_find_string(&priv->libc, "release version ", banner,
-				 sizeof(banner));
-	if (ret || parse_version(banner, &maj, &min)) {
-		snprintf(ctx->why, sizeof(ctx->why),
-			 "no glibc version banner in %.4000s",
-			 ctx->libc_path);
-		return -HI_E_NOLIBC;
-	}
-	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
-
 	ret = hi_sym_load_debug(&priv->libc, &dbg);
+	ctx->debuginfod_err = dbg.debuginfod_err;
 	if (ret)
 		return ret;
 	snprintf(ctx->debug_file, sizeof(ctx->debug_file), "%s",
 		 dbg.file ? dbg.file : "");
+	ctx->located_by = dbg.via_debuginfod ? "debuginfod" : "dwarf";
 
 	ret = hi_sym_variable(&priv->libc, "malloc.c", "main_arena",
 			      &priv->w.main_arena, &state);
@@ -249,9 +261,224 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 	}
 	ret = ptm_layout_dwarf(&state, &par, &priv->l, ctx->why,
 			       sizeof(ctx->why));
+	if (ret)
+		return ret;
+	priv->dwarf = 1;
+	ctx->main_arena = priv->w.main_arena;
+	ctx->mp = priv->w.mp;
+	snprintf(ctx->main_arena_how, sizeof(ctx->main_arena_how),
+		 "symbol main_arena in the DWARF of %.200s",
+		 ctx->debug_file);
+	snprintf(ctx->mp_how, sizeof(ctx->mp_how),
+		 "symbol mp_ in the DWARF of %.200s", ctx->debug_file);
+	return 0;
+}
+
+/* The libc file behind struct ptm_image, through symbols/. */
+static int img_relative(void *arg,
+			int (*fn)(hi_addr_t where, hi_addr_t value, void *cb),
+			void *cb)
+{
+	return hi_sym_each_relative(arg, fn, cb);
+}
+
+static int img_read(void *arg, hi_addr_t addr, void *buf, size_t len)
+{
+	return hi_sym_file_read(arg, addr, buf, len);
+}
+
+static int img_data(void *arg,
+		    int (*fn)(hi_addr_t addr, const unsigned char *data,
+			      size_t size, void *cb),
+		    void *cb)
+{
+	return hi_sym_each_data(arg, fn, cb);
+}
+
+/*
+ * Step 3: the built-in table of the libc's version, and candidates for
+ * main_arena and mp_ from the libc's file, to be verified in memory once
+ * the target is stopped.  Return 0 or a negative code with why set.
+ */
+static int locate_builtin(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
+			  unsigned maj, unsigned min)
+{
+	const struct ptm_image img = {
+		.each_relative = img_relative,
+		.read = img_read,
+		.each_data = img_data,
+		.arg = &priv->libc,
+	};
+	const struct ptm_build *b;
+	const char *range;
+	int n;
+
+	b = ptm_builtin_for(maj, min, &range);
+	if (!b) {
+		snprintf(ctx->why, sizeof(ctx->why), "glibc %u.%u has no "
+			 "built-in layout (heapinspect knows %s)", maj, min,
+			 range);
+		return -HI_E_NOVERSION;
+	}
+	priv->l = b->layout;
+	snprintf(ctx->table, sizeof(ctx->table), "%s", b->name);
+	n = ptm_find_arena(&priv->l, &img, priv->arenas, PTM_MAX_CAND);
+	if (n <= 0) {
+		snprintf(ctx->why, sizeof(ctx->why), "no main_arena in %.3000s:"
+			 " no relocation points a struct malloc_state's next "
+			 "at itself", ctx->libc_path);
+		return n < 0 && n != -HI_E_TOOBIG ? n : -HI_E_VERIFY;
+	}
+	priv->narenas = n;
+	n = ptm_find_par(b, &img, priv->pars, PTM_MAX_CAND);
+	if (n <= 0) {
+		snprintf(ctx->why, sizeof(ctx->why), "no mp_ in %.3000s: its "
+			 "writable data holds no struct malloc_par with "
+			 "glibc's default values", ctx->libc_path);
+		return n < 0 && n != -HI_E_TOOBIG ? n : -HI_E_VERIFY;
+	}
+	priv->npars = n;
+	priv->need_verify = 1;
+	ctx->located_by = "builtin";
+	ctx->debug_file[0] = '\0';
+	return 0;
+}
+
+static int ptm_locate(struct hi_alloc_ctx *ctx)
+{
+	struct ptm_priv *priv = ctx->priv;
+	char banner[4096];
+	unsigned maj, min;
+	int ret = -HI_E_NODEBUG;
+
+	ret = hi_sym_build_id(&priv->libc, ctx->build_id,
+			      sizeof(ctx->build_id));
+	if (ret)
+		ctx->build_id[0] = '\0';
+	ret = hi_sym_find_string(&priv->libc, "release version ", banner,
+				 sizeof(banner));
+	if (ret || parse_version(banner, &maj, &min)) {
+		snprintf(ctx->why, sizeof(ctx->why),
+			 "no glibc version banner in %.4000s",
+			 ctx->libc_path);
+		return -HI_E_NOLIBC;
+	}
+	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
+
+	ret = -HI_E_NODEBUG;
+	if (ctx->flags & HI_LOCATE_DWARF) {
+		ret = locate_dwarf(ctx, priv);
+		if (ret == 0)
+			goto found;
+		if (ret == -HI_E_NODEBUG)
+			tried(ctx, "no debug information for build-id %s",
+			      ctx->build_id[0] ? ctx->build_id : "(none)");
+		else
+			tried(ctx, "the debug information (%.200s) does not "
+			      "describe malloc as expected: %s: %.200s",
+			      ctx->debug_file, hi_strerror(ret), ctx->why);
+		if (ctx->debuginfod_err)
+			tried(ctx, "debuginfod: %s",
+			      hi_strerror(ctx->debuginfod_err));
+		ctx->located_by = NULL;
+		memset(&priv->l, 0, sizeof(priv->l));
+	}
+	if (!(ctx->flags & HI_LOCATE_BUILTIN))
+		return ret;
+	ret = locate_builtin(ctx, priv, maj, min);
+	if (ret)
+		return ret;
+found:
 	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
 	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
-	return ret;
+	return 0;
+}
+
+/* Whether the lock word of any candidate arena is held. */
+static int candidates_locked(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	for (int i = 0; i < priv->narenas; i++) {
+		unsigned char b[8];
+		struct ptm_field f = { .off = 0, .size = priv->l.mutex.size };
+
+		if (hi_read(ctx->reader, priv->arenas[i] + priv->l.mutex.off,
+			    b, f.size) == 0 && ptm_get(b, &f))
+			return 1;
+	}
+	return 0;
+}
+
+static void keep_checks(struct hi_alloc_ctx *ctx, const struct ptm_checks *c)
+{
+	memcpy(ctx->checks, c->v, sizeof(c->v[0]) * c->n);
+	ctx->nchecks = c->n;
+}
+
+static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
+{
+	struct ptm_priv *priv = ctx->priv;
+	struct ptm_checks c, best;
+	struct ptm_where found, best_w;
+	int npass, ret;
+
+	if (priv->verified)
+		return 0;
+	if (priv->dwarf && !priv->need_verify) {
+		if (!(ctx->flags & HI_LOCATE_EXPLAIN))
+			return 0;
+		ret = ptm_verify(&priv->l, &priv->w, priv->libc.start,
+				 priv->libc.end, ctx->reader, ctx->maps, &c);
+		if (ret < 0)
+			return ret;
+		keep_checks(ctx, &c);
+		ctx->verified = ret == 1;
+		return 0;
+	}
+	npass = ptm_select(&priv->l, priv->arenas, priv->narenas, priv->pars,
+			   priv->npars, priv->libc.start, priv->libc.end,
+			   ctx->reader, ctx->maps, &found, &best);
+	if (npass < 0)
+		return npass;
+	best_w = found;
+	keep_checks(ctx, &best);
+	if (npass == 1) {
+		priv->w = found;
+		priv->verified = 1;
+		ctx->verified = 1;
+		ctx->main_arena = found.main_arena;
+		ctx->mp = found.mp;
+		if (!priv->dwarf) {
+			snprintf(ctx->main_arena_how,
+				 sizeof(ctx->main_arena_how),
+				 "searched: the relocation of main_arena.next "
+				 "pointing back at it, 1 of %d candidate%s in "
+				 "libc's data", priv->narenas,
+				 priv->narenas == 1 ? "" : "s");
+			snprintf(ctx->mp_how, sizeof(ctx->mp_how),
+				 "searched: glibc's default values of mp_, 1 "
+				 "of %d candidate%s in libc's data",
+				 priv->npars, priv->npars == 1 ? "" : "s");
+		}
+		return 0;
+	}
+	if (npass > 1) {
+		snprintf(ctx->why, sizeof(ctx->why), "%d candidate pairs for "
+			 "main_arena and mp_ passed every check: cannot tell "
+			 "which is glibc's", npass);
+		return -HI_E_VERIFY;
+	}
+	ctx->main_arena = best_w.main_arena;
+	ctx->mp = best_w.mp;
+	if (busy_hint || candidates_locked(ctx, priv))
+		return -HI_E_BUSY;
+	for (unsigned k = 0; k < best.n; k++) {
+		if (!best.v[k].ok) {
+			snprintf(ctx->why, sizeof(ctx->why), "%s: %s",
+				 best.v[k].name, best.v[k].detail);
+			break;
+		}
+	}
+	return -HI_E_VERIFY;
 }
 
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)
@@ -261,12 +488,30 @@ static int ptm_busy_op(struct hi_alloc_ctx *ctx)
 	return ptm_busy(&priv->l, &priv->w, ctx->reader, ctx->maps);
 }
 
+/* malloc.c's exported functions (2.31 to 2.41), for the symbol-less path. */
+static const char *const ptm_malloc_funcs[] = {
+	"malloc", "__libc_malloc", "free", "__libc_free", "cfree", "calloc",
+	"__libc_calloc", "realloc", "__libc_realloc", "reallocarray",
+	"memalign", "__libc_memalign", "aligned_alloc", "posix_memalign",
+	"valloc", "__libc_valloc", "pvalloc", "__libc_pvalloc", "malloc_trim",
+	"malloc_usable_size", "mallinfo", "__libc_mallinfo", "mallinfo2",
+	"__libc_mallinfo2", "malloc_stats", "mallopt", "__libc_mallopt",
+	"malloc_info", NULL,
+};
+
 static int ptm_code_ranges(struct hi_alloc_ctx *ctx, hi_addr_t (**ranges)[2])
 {
 	struct ptm_priv *priv = ctx->priv;
 
 	/* arena.c and hooks.c are #included into malloc.c's unit. */
-	return hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
+	if (priv->dwarf)
+		return hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
+	/*
+	 * Without DWARF: the code around malloc.c's exported functions, where
+	 * the linker keeps its static ones (_int_malloc, _int_free,
+	 * sysmalloc, malloc_consolidate, ...) between them.
+	 */
+	return hi_sym_func_span(&priv->libc, ptm_malloc_funcs, ranges);
 }
 
 static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
@@ -288,6 +533,7 @@ const struct hi_allocator_ops ptmalloc_ops = {
 	.name = "glibc",
 	.probe = ptm_probe,
 	.locate = ptm_locate,
+	.verify = ptm_verify_op,
 	.busy = ptm_busy_op,
 	.code_ranges = ptm_code_ranges,
 	.read = ptm_read,

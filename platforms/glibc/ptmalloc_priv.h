@@ -114,6 +114,88 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 		     char *what, size_t whatsize);
 
 /*
+ * The target's libc file as the symbol-less finder sees it (ptmalloc.c backs
+ * it with symbols/, unit tests with byte buffers): its relative relocations
+ * (where, value), its initial contents at an address, and its writable
+ * sections with contents.  Addresses are the target's.  Each returns 0, what
+ * fn returned when non-zero, or a negative code.
+ */
+struct ptm_image {
+	int (*each_relative)(void *arg,
+			     int (*fn)(hi_addr_t where, hi_addr_t value,
+				       void *cb),
+			     void *cb);
+	int (*read)(void *arg, hi_addr_t addr, void *buf, size_t len);
+	int (*each_data)(void *arg,
+			 int (*fn)(hi_addr_t addr, const unsigned char *data,
+				   size_t size, void *cb),
+			 void *cb);
+	void *arg;
+};
+
+#define PTM_MAX_CAND 8
+
+/*
+ * Candidates for main_arena in libc's file, without symbols: main_arena is
+ * the only static struct malloc_state, and its initializer (malloc.c,
+ * 2.26 to 2.41: .mutex, .next = &main_arena, .attached_threads = 1) makes
+ * the linker emit a relative relocation at main_arena.next whose value is
+ * main_arena itself, while every other byte of it starts as zero (pwndbg
+ * finds it the same way).  Fill out[] with at most max addresses.  Return
+ * the number found, or a negative code from the image.
+ */
+int ptm_find_arena(const struct ptm_layout *l, const struct ptm_image *img,
+		   hi_addr_t *out, int max);
+
+/*
+ * Candidates for mp_ in libc's file: the places in its writable data that
+ * hold, at the build's offsets, every default value mp_ starts with
+ * (malloc.c: DEFAULT_TOP_PAD, DEFAULT_MMAP_MAX, DEFAULT_MMAP_THRESHOLD,
+ * DEFAULT_TRIM_THRESHOLD, arena_test and the tcache settings).  The file is
+ * read, not memory, so mallopt and tunables cannot have changed them yet.
+ * Return the number found (at most max), or a negative code.
+ */
+int ptm_find_par(const struct ptm_build *b, const struct ptm_image *img,
+		 hi_addr_t *out, int max);
+
+/* The checks a candidate pair passed or failed, for the user. */
+struct ptm_checks {
+	struct hi_check v[HI_MAX_CHECKS];
+	unsigned n;
+	unsigned passed;
+};
+
+/*
+ * Verify in the target's memory that w names main_arena and mp_: both in
+ * libc's writable data ([lib_lo, lib_hi)), the arena ring closes on itself,
+ * every bin is empty and points at itself or is a consistent list head,
+ * top lies inside [heap], system_mem agrees with the brk area, mp_.sbrk_base
+ * is the start of [heap], every other arena's heap points back at it, and
+ * mp_'s counters agree with one another.  The target must be stopped.
+ * Return 1 when every check passed, 0 when one failed (c says which and
+ * why), or a negative code when the reader failed for another reason than
+ * an unmapped address.
+ */
+int ptm_verify(const struct ptm_layout *l, const struct ptm_where *w,
+	       hi_addr_t lib_lo, hi_addr_t lib_hi, const struct hi_reader *r,
+	       const struct hi_maps *maps, struct ptm_checks *c);
+
+/*
+ * Verify every pair of candidates.  Return how many pairs passed every
+ * check: with 1, *found is that pair and *c its checks; with 0, *found and
+ * *c are the pair that passed the most checks, for the message; more than 1
+ * is ambiguous and must not be used.  Or a negative code from the reader.
+ */
+int ptm_select(const struct ptm_layout *l, const hi_addr_t *arenas,
+	       int narenas, const hi_addr_t *pars, int npars,
+	       hi_addr_t lib_lo, hi_addr_t lib_hi, const struct hi_reader *r,
+	       const struct hi_maps *maps, struct ptm_where *found,
+	       struct ptm_checks *c);
+
+/* A member's value from a copy of its struct (sizes 4 and 8; else 0). */
+uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
+
+/*
  * Check that a layout is one the walker can use: pointer-sized links, bins
  * and fastbins of sane lengths, every member inside its struct.  Return 0
  * or -HI_E_LAYOUT.

@@ -55,6 +55,11 @@ static uint64_t get_field(const unsigned char *buf, const struct ptm_field *f)
 	}
 }
 
+uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f)
+{
+	return get_field(buf, f);
+}
+
 /* Element i of an array member of pointers. */
 static uint64_t get_elem(const unsigned char *buf, const struct ptm_field *f,
 			 unsigned ptr_size, uint64_t i)
