@@ -30,7 +30,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: heapinspect -p PID [--json] [--bytes] [--method auto|read]\n"
-"                   [--debuginfo-path PATH] [--explain]\n"
+"                   [--debuginfo-path PATH] [--explain] [--no-cache]\n"
 "       heapinspect info -p PID [--json] [...]\n"
 "\n"
 "Read glibc's malloc state of the running process PID from outside and\n"
@@ -53,7 +53,8 @@ static void usage(FILE *out)
 "                           +:.debug:/usr/lib/debug\n"
 "      --explain            also print how the allocator was found (what\n"
 "                           'heapinspect info' prints)\n"
-
+"      --no-cache           neither read nor write the layout cache\n"
+"                           ($XDG_CACHE_HOME/heapinspect, ~/.cache/...)\n"
 "      --attempts N         stops to try while the allocator is busy in the\n"
 "                           target (default 10)\n"
 "      --stop-timeout MS    how long to wait for every thread to stop\n"
@@ -278,6 +279,21 @@ static int report_error(const struct hi_snapshot_opts *o,
 	return EXIT_FAILED;
 }
 
+/* $XDG_CACHE_HOME/heapinspect, or ~/.cache/heapinspect (XDG base dirs). */
+static int layout_cache_dir(char *buf, size_t size)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+	int n;
+
+	if (x && x[0] == '/')
+		n = snprintf(buf, size, "%s/heapinspect", x);
+	else if (h && h[0] == '/')
+		n = snprintf(buf, size, "%s/.cache/heapinspect", h);
+	else
+		return -1;
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -300,6 +316,7 @@ int main(int argc, char **argv)
 		{ "debuginfo-path", required_argument, NULL, 'd' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "explain", no_argument, NULL, 'e' },
+		{ "no-cache", no_argument, NULL, 'n' },
 		{ "attempts", required_argument, NULL, 'a' },
 		{ "stop-timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
@@ -314,7 +331,8 @@ int main(int argc, char **argv)
 	};
 	struct hi_snapshot s;
 	struct hi_snapshot_err err;
-	int json = 0, exact = 0, explain = 0, info = 0, c, ret;
+	int json = 0, exact = 0, explain = 0, info = 0, no_cache = 0, c, ret;
+	char cache_dir[4096];
 	unsigned long v;
 
 	while ((c = getopt_long(argc, argv, "p:hV", longopts, NULL)) != -1) {
@@ -349,6 +367,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			explain = 1;
+			break;
+		case 'n':
+			no_cache = 1;
 			break;
 		case 'a':
 			if (parse_uint(optarg, 1000, &v) || v == 0) {
@@ -398,6 +419,10 @@ int main(int argc, char **argv)
 
 	if (explain)
 		o.locate_flags |= HI_LOCATE_EXPLAIN;
+	if (!no_cache && layout_cache_dir(cache_dir, sizeof(cache_dir)) == 0) {
+		o.cache_dir = cache_dir;
+		o.locate_flags |= HI_LOCATE_CACHE;
+	}
 	/*
 	 * libdebuginfod waits 90 s for a server by default, and without a
 	 * total bound a slow one can hold us much longer: bound both unless

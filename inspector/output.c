@@ -124,6 +124,9 @@ static json_t *locate_json(const struct hi_alloc_ctx *l)
 	json_object_set_new(o, "table", l->table[0] ? json_string(l->table)
 						    : json_null());
 	json_object_set_new(o, "from_cache", json_boolean(l->from_cache));
+	json_object_set_new(o, "cache_note", l->cache_note[0]
+		? json_stringn_nocheck(l->cache_note, strlen(l->cache_note))
+		: json_null());
 	hex(l->main_arena, a, sizeof(a));
 	json_object_set_new(o, "main_arena", json_pack("{s:s,s:s%}",
 		"address", a, "how", l->main_arena_how,

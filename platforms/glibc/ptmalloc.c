@@ -18,6 +18,7 @@ struct ptm_priv {
 	struct ptm_layout l;
 	struct ptm_where w;
 	int dwarf;        /* main_arena and mp_ came from symbols */
+	int cached;       /* ... through the layout cache */
 	int need_verify;  /* the addresses must pass ptm_verify first */
 	int verified;
 	/* Without symbols: the candidates found in libc's file. */
@@ -344,12 +345,74 @@ static int locate_builtin(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
 	return 0;
 }
 
+/*
+ * The layout cache, before anything else: a layout a debug file gave once
+ * for this build-id, to be verified in memory like a symbol-less one.
+ * Return 0 when it gave candidates.
+ */
+static int locate_cached(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct ptm_cached e;
+	char why[512];
+	int ret;
+
+	if (!ctx->build_id[0])
+		return -ENOENT;
+	ret = ptm_cache_load(ctx->cache_dir, ctx->build_id, &e, why,
+			     sizeof(why));
+	if (ret == -HI_E_CORRUPT)
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "ignored: %.400s", why);
+	if (ret)
+		return ret;
+	if (e.arena_off + e.l.state_size > priv->libc.end - priv->libc.start ||
+	    e.mp_off + e.l.par_size > priv->libc.end - priv->libc.start) {
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note), "ignored: "
+			 "its addresses lie outside %.400s", ctx->libc_path);
+		return -HI_E_CORRUPT;
+	}
+	priv->l = e.l;
+	priv->arenas[0] = priv->libc.start + e.arena_off;
+	priv->pars[0] = priv->libc.start + e.mp_off;
+	priv->narenas = priv->npars = 1;
+	priv->need_verify = 1;
+	priv->cached = 1;
+	ctx->from_cache = 1;
+	ctx->located_by = strcmp(e.located_by, "debuginfod") ? "dwarf"
+							    : "debuginfod";
+	snprintf(ctx->main_arena_how, sizeof(ctx->main_arena_how),
+		 "the layout cache of build-id %.128s (found by %s before)",
+		 ctx->build_id, ctx->located_by);
+	snprintf(ctx->mp_how, sizeof(ctx->mp_how), "%s",
+		 ctx->main_arena_how);
+	return 0;
+}
+
+/* Keep what the DWARF said for the next run; a failure is only noted. */
+static void cache_store(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct ptm_cached e = { .l = priv->l };
+	int ret;
+
+	if (!(ctx->flags & HI_LOCATE_CACHE) || !ctx->cache_dir ||
+	    !ctx->build_id[0])
+		return;
+	snprintf(e.located_by, sizeof(e.located_by), "%s", ctx->located_by);
+	e.arena_off = priv->w.main_arena - priv->libc.start;
+	e.mp_off = priv->w.mp - priv->libc.start;
+	ret = ptm_cache_store(ctx->cache_dir, ctx->build_id, &e);
+	if (ret)
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "not written to %.400s: %s", ctx->cache_dir,
+			 hi_strerror(ret));
+}
+
 static int ptm_locate(struct hi_alloc_ctx *ctx)
 {
 	struct ptm_priv *priv = ctx->priv;
 	char banner[4096];
 	unsigned maj, min;
-	int ret = -HI_E_NODEBUG;
+	int ret, safe;
 
 	ret = hi_sym_build_id(&priv->libc, ctx->build_id,
 			      sizeof(ctx->build_id));
@@ -364,12 +427,20 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 		return -HI_E_NOLIBC;
 	}
 	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
+	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
+	safe = maj > 2 || (maj == 2 && min >= 32);
 
+	if ((ctx->flags & HI_LOCATE_CACHE) && ctx->cache_dir &&
+	    locate_cached(ctx, priv) == 0)
+		goto found;
 	ret = -HI_E_NODEBUG;
 	if (ctx->flags & HI_LOCATE_DWARF) {
 		ret = locate_dwarf(ctx, priv);
-		if (ret == 0)
+		if (ret == 0) {
+			priv->l.safe_linking = safe;
+			cache_store(ctx, priv);
 			goto found;
+		}
 		if (ret == -HI_E_NODEBUG)
 			tried(ctx, "no debug information for build-id %s",
 			      ctx->build_id[0] ? ctx->build_id : "(none)");
@@ -389,8 +460,7 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 	if (ret)
 		return ret;
 found:
-	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
-	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
+	priv->l.safe_linking = safe;
 	return 0;
 }
 
@@ -447,7 +517,7 @@ static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
 		ctx->verified = 1;
 		ctx->main_arena = found.main_arena;
 		ctx->mp = found.mp;
-		if (!priv->dwarf) {
+		if (!priv->dwarf && !priv->cached) {
 			snprintf(ctx->main_arena_how,
 				 sizeof(ctx->main_arena_how),
 				 "searched: the relocation of main_arena.next "
@@ -471,6 +541,13 @@ static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
 	ctx->mp = best_w.mp;
 	if (busy_hint || candidates_locked(ctx, priv))
 		return -HI_E_BUSY;
+	if (priv->cached) {
+		/* Never again: the next run finds the state afresh. */
+		ptm_cache_remove(ctx->cache_dir, ctx->build_id);
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note), "its "
+			 "entry failed verification and was removed; run "
+			 "heapinspect again");
+	}
 	for (unsigned k = 0; k < best.n; k++) {
 		if (!best.v[k].ok) {
 			snprintf(ctx->why, sizeof(ctx->why), "%s: %s",

@@ -192,6 +192,29 @@ int ptm_select(const struct ptm_layout *l, const hi_addr_t *arenas,
 	       const struct hi_maps *maps, struct ptm_where *found,
 	       struct ptm_checks *c);
 
+/* One entry of the layout cache (ptmalloc_cache.c). */
+struct ptm_cached {
+	char located_by[16];  /* "dwarf" or "debuginfod" */
+	struct ptm_layout l;
+	uint64_t arena_off;   /* main_arena - the libc's lowest address */
+	uint64_t mp_off;
+};
+
+/*
+ * Load dir's entry for build_id.  Return 0, -ENOENT when there is none,
+ * -HI_E_CORRUPT with why set when the file is not a valid entry (it must
+ * then be ignored), or another -errno.
+ */
+int ptm_cache_load(const char *dir, const char *build_id,
+		   struct ptm_cached *out, char *why, size_t whysize);
+
+/* Write dir's entry for build_id atomically.  Return 0 or -errno. */
+int ptm_cache_store(const char *dir, const char *build_id,
+		    const struct ptm_cached *in);
+
+/* Remove dir's entry for build_id.  Return 0 or -errno. */
+int ptm_cache_remove(const char *dir, const char *build_id);
+
 /* A member's value from a copy of its struct (sizes 4 and 8; else 0). */
 uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
 

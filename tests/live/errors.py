@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +90,9 @@ def main():
     hi = args.heapinspect
     env = dict(os.environ)
     env.pop("DEBUGINFOD_URLS", None)
+    # A layout cache of our own: another run's must not change a case.
+    cache = tempfile.TemporaryDirectory(prefix="hi-errors-")
+    env["XDG_CACHE_HOME"] = cache.name
 
     def usage():
         rc, _, err = run([hi], env)
@@ -233,8 +237,12 @@ def main():
         # No debug information is no longer an error: the built-in
         # layouts take over, quietly, and say so in the report.
         def fn(t):
-            rc, out, err = run([hi, "-p", str(t.pid), "--debuginfo-path",
-                                "/nonexistent-debug-dir"], env)
+            # A cache of its own: earlier cases filled env's from DWARF.
+            with tempfile.TemporaryDirectory(prefix="hi-errors-") as c:
+                rc, out, err = run([hi, "-p", str(t.pid),
+                                    "--debuginfo-path",
+                                    "/nonexistent-debug-dir"],
+                                   dict(env, XDG_CACHE_HOME=c))
             expect(rc, err, 0, [])
             if err.strip():
                 raise Failure("stderr is not empty: %s" % err.strip())
