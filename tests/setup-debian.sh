@@ -15,4 +15,5 @@ apt-get install -y -q --no-install-recommends \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
 	python3 util-linux libjemalloc2 \
+	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring
