@@ -68,7 +68,8 @@ static void usage(FILE *out)
 "\n"
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
 "was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
-"snapshot (no such process, no permission, no debug information, ...);\n"
+"snapshot (no such process, no permission, a glibc without a built-in\n"
+"layout or debug information, addresses that failed verification, ...);\n"
 "64 wrong usage.\n");
 }
 

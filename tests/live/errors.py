@@ -102,6 +102,11 @@ def main():
         expect(rc, err, EXIT_USAGE, [r"invalid pid '12ab'"])
         rc, _, err = run([hi, "-p", "1", "--frobnicate"], env)
         expect(rc, err, EXIT_USAGE, [r"try 'heapinspect --help'"])
+        rc, _, err = run([hi, "-p", "1", "--method", "call"], env)
+        expect(rc, err, EXIT_USAGE, [r"invalid --method 'call': expected "
+                                     r"auto or read"])
+        rc, _, err = run([hi, "info"], env)
+        expect(rc, err, EXIT_USAGE, [r"which process\?"])
 
     def no_such_pid():
         with open("/proc/sys/kernel/pid_max") as f:
