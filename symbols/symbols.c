@@ -513,7 +513,10 @@ int hi_sym_func_span(const struct hi_sym_module *m, const char *const *names,
 							   &addr, NULL, NULL,
 							   NULL);
 
+		/* Exported ones only: a .symtab's static functions are
+		 * what the span is meant to cover. */
 		if (!name || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
+		    GELF_ST_BIND(s.st_info) == STB_LOCAL ||
 		    s.st_shndx == SHN_UNDEF)
 			continue;
 		if (n == cap) {
