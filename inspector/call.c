@@ -181,6 +181,22 @@ static int check_safe(struct hi_caller *c, struct hi_call_report *rep)
 	struct hi_target *t = c->t;
 	int ret;
 
+	/*
+	 * Addresses from the layout cache or the built-in tables are proven
+	 * on the stopped target before their lock words are trusted; when
+	 * they cannot be, only the call stacks are checked, as without any
+	 * layout.
+	 */
+	if (c->located && c->ops->verify) {
+		ret = c->ops->verify(c->ctx, 0);
+		if (ret == -HI_E_BUSY) {
+			snprintf(rep->unsafe, sizeof(rep->unsafe),
+				 "the allocator's state is being updated");
+			return 1;
+		}
+		if (ret)
+			c->located = 0;
+	}
 	if (c->located) {
 		ret = c->ops->busy(c->ctx);
 		if (ret == -HI_E_CORRUPT) {

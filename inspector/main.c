@@ -23,6 +23,8 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: heapinspect -p PID [--json] [--bytes] [--debuginfo-path PATH]\n"
 "                   [--method auto|read|call] [--timeout MS]\n"
+"                   [--explain] [--no-cache]\n"
+"       heapinspect info -p PID [--json] [...]\n"
 "       heapinspect trim -p PID [--pad BYTES] [--json] (see trim --help)\n"
 "       heapinspect snapshot -p PID -o FILE\n"
 "       heapinspect watch -p PID --interval DURATION [--count N |\n"
@@ -41,9 +43,18 @@ static void usage(FILE *out)
 "      --json               print one JSON object (schema\n"
 "                           heapinspect/snapshot/v1, see the README)\n"
 "      --bytes              print sizes in exact bytes, not KiB/MiB\n"
+"      --method M           how to get the figures: auto (default) or read;\n"
+"                           both read memory, finding the allocator by\n"
+"                           libc's debug information (local, then\n"
+"                           debuginfod when DEBUGINFOD_URLS is set), else\n"
+"                           by heapinspect's built-in glibc layouts\n"
 "      --debuginfo-path P   where to look for libc's debug information,\n"
 "                           with elfutils' meaning (as eu-stack); default\n"
 "                           +:.debug:/usr/lib/debug\n"
+"      --explain            also print how the allocator was found (what\n"
+"                           'heapinspect info' prints)\n"
+"      --no-cache           neither read nor write the layout cache\n"
+"                           ($XDG_CACHE_HOME/heapinspect, ~/.cache/...)\n"
 "      --attempts N         stops to try while the allocator is busy in the\n"
 "                           target (default 10)\n"
 "      --stop-timeout MS    how long to wait for every thread to stop\n"
@@ -57,9 +68,14 @@ static void usage(FILE *out)
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
 "\n"
+"info -p PID prints how the allocator was found: libc and build-id, glibc\n"
+"version, which method worked, where each address came from and which\n"
+"checks it passed.\n"
+"\n"
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
 "was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
-"snapshot (no such process, no permission, no debug information, ...);\n"
+"snapshot (no such process, no permission, a glibc without a built-in\n"
+"layout or debug information, addresses that failed verification, ...);\n"
 "64 wrong usage.\n"
 "\n"
 "Snapshots over time (each has its own --help and exit codes):\n"
@@ -141,6 +157,39 @@ static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
 }
 
+/* Why the methods before the last one failed. */
+static void tried_lines(const struct hi_snapshot *s)
+{
+	for (unsigned i = 0; i < s->loc.ntried; i++)
+		fprintf(stderr, "  tried first: %s\n", s->loc.tried[i]);
+}
+
+/*
+ * debuginfod was asked (DEBUGINFOD_URLS) and failed, though another method
+ * worked: say why, so that a broken server does not go unnoticed.
+ */
+static void debuginfod_note(const struct hi_snapshot *s)
+{
+	const char *urls = getenv("DEBUGINFOD_URLS");
+	const char *t = getenv("DEBUGINFOD_TIMEOUT");
+	int e = -s->loc.debuginfod_err;
+	char why[256];
+
+	if (!s->loc.debuginfod_err)
+		return;
+	if (e == ETIME || e == ETIMEDOUT)
+		snprintf(why, sizeof(why), "no answer within %s s "
+			 "(DEBUGINFOD_TIMEOUT)", t ? t : "?");
+	else if (e == ENOENT)
+		snprintf(why, sizeof(why), "the server does not have it");
+	else
+		snprintf(why, sizeof(why), "%s", lower(strerror(e)));
+	errmsg("note: debuginfod failed for %s (build-id %s) from %s: %s; "
+	       "located by %s instead", s->libc_path, s->build_id,
+	       urls ? urls : "?", why,
+	       s->loc.located_by ? s->loc.located_by : "another method");
+}
+
 int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot_err *err,
 		 const struct hi_snapshot *s)
@@ -191,6 +240,28 @@ int report_error(const struct hi_snapshot_opts *o,
 			"glibc-debuginfo),\n  or pass --debuginfo-path DIR "
 			"with the file at DIR/.build-id/%.2s/%s.debug\n",
 			err->detail, err->detail[0] ? err->detail + 2 : "");
+		break;
+	case -HI_E_NOVERSION:
+		errmsg("cannot read glibc's malloc in pid %d: %s; and no debug "
+		       "information was found for %s (build-id %s)", pid,
+		       err->detail, s->libc_path,
+		       s->build_id[0] ? s->build_id : "(none)");
+		tried_lines(s);
+		fprintf(stderr, "  nothing was read; give heapinspect the "
+			"debug information of this libc: the distribution's "
+			"debug package (Debian, Ubuntu: libc6-dbg), "
+			"--debuginfo-path DIR, or a debuginfod server in "
+			"DEBUGINFOD_URLS\n");
+		break;
+	case -HI_E_VERIFY:
+		errmsg("cannot locate glibc's malloc state in pid %d without "
+		       "debug information: %s", pid, err->detail);
+		tried_lines(s);
+		fprintf(stderr, "  no address that failed a check is used, so "
+			"nothing was read; 'heapinspect info -p %d' shows "
+			"every check; with libc's debug information "
+			"(libc6-dbg, --debuginfo-path, DEBUGINFOD_URLS) the "
+			"addresses come from its symbols\n", pid);
 		break;
 	case -HI_E_NOSYM:
 	case -HI_E_LAYOUT:
@@ -291,27 +362,27 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "bytes", no_argument, NULL, 'b' },
 		{ "debuginfo-path", required_argument, NULL, 'd' },
+		{ "method", required_argument, NULL, 'm' },
+		{ "explain", no_argument, NULL, 'e' },
+		{ "no-cache", no_argument, NULL, 'n' },
 		{ "attempts", required_argument, NULL, 'a' },
 		{ "stop-timeout", required_argument, NULL, 't' },
-		{ "method", required_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hi_snapshot_opts o = {
-		.pid = 0,
-		.attempts = 10,
-		.stop_timeout_ms = 2000,
-		.method = HI_METHOD_AUTO,
-		.timeout_ms = 5000,
-	};
+	struct hi_snapshot_opts o;
 	struct hi_snapshot s;
 	struct hi_snapshot_err err;
-	int json = 0, exact = 0, c, ret;
+	int json = 0, exact = 0, explain = 0, info = 0, no_cache = 0, c, ret;
+	char cache_dir[4096];
 	unsigned long v;
 
-	if (argc > 1 && argv[1][0] != '-') {
+	hi_snapshot_opts_default(&o, 0, cache_dir, sizeof(cache_dir));
+
+	/* info takes the options of a snapshot: handled below. */
+	if (argc > 1 && argv[1][0] != '-' && strcmp(argv[1], "info") != 0) {
 		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]);
 		     i++) {
 			if (strcmp(argv[1], commands[i].name) == 0)
@@ -339,6 +410,12 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			o.debuginfo_path = optarg;
+			break;
+		case 'e':
+			explain = 1;
+			break;
+		case 'n':
+			no_cache = 1;
 			break;
 		case 'a':
 			if (parse_uint(optarg, 1000, &v) || v == 0) {
@@ -388,6 +465,10 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "info") == 0) {
+		info = explain = 1;
+		optind++;
+	}
 	if (optind < argc) {
 		errmsg("unexpected argument '%s'", argv[optind]);
 		fprintf(stderr, "try 'heapinspect --help'\n");
@@ -403,13 +484,39 @@ int main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 
+	if (explain)
+		o.locate_flags |= HI_LOCATE_EXPLAIN;
+	if (no_cache) {
+		o.cache_dir = NULL;
+		o.locate_flags &= ~HI_LOCATE_CACHE;
+	}
+	/*
+	 * libdebuginfod waits 90 s for a server by default, and without a
+	 * total bound a slow one can hold us much longer: bound both unless
+	 * the user chose (read by the client at every query).
+	 */
+	if (getenv("DEBUGINFOD_URLS")) {
+		setenv("DEBUGINFOD_TIMEOUT", "10", 0);
+		setenv("DEBUGINFOD_MAXTIME", "120", 0);
+	}
+
 	ret = hi_snapshot_take(&o, &s, &err);
-	if (ret)
+	if (ret) {
+		if (info && s.loc.located_by && !json)
+			hi_print_locate(stderr, &s);
 		return report_error(&o, &err, &s);
+	}
+	debuginfod_note(&s);
 	if (json)
 		ret = hi_print_json(stdout, &s);
+	else if (info)
+		hi_print_locate(stdout, &s);
 	else
 		hi_print_text(stdout, &s, exact);
+	if (!json && explain && !info) {
+		fputc('\n', stdout);
+		hi_print_locate(stdout, &s);
+	}
 	if (fflush(stdout) != 0 || ret) {
 		errmsg("cannot write the report: %s", lower(strerror(errno)));
 		hi_snapshot_free(&s);

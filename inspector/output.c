@@ -193,6 +193,37 @@ static json_t *call_json(const struct hi_snapshot *s)
 	return o;
 }
 
+static json_t *locate_json(const struct hi_alloc_ctx *l)
+{
+	json_t *o = json_object(), *checks = json_array(), *tried;
+	char a[32];
+
+	tried = json_array();
+	for (unsigned i = 0; i < l->ntried; i++)
+		json_array_append_new(tried, target_str(l->tried[i]));
+	json_object_set_new(o, "tried", tried);
+	json_object_set_new(o, "table", l->table[0] ? json_string(l->table)
+						    : json_null());
+	json_object_set_new(o, "from_cache", json_boolean(l->from_cache));
+	json_object_set_new(o, "cache_note", l->cache_note[0]
+		? target_str(l->cache_note) : json_null());
+	hex(l->main_arena, a, sizeof(a));
+	json_object_set_new(o, "main_arena", json_pack("{s:s,s:s%}",
+		"address", a, "how", l->main_arena_how,
+		strlen(l->main_arena_how)));
+	hex(l->mp, a, sizeof(a));
+	json_object_set_new(o, "mp_", json_pack("{s:s,s:s%}", "address", a,
+		"how", l->mp_how, strlen(l->mp_how)));
+	for (unsigned i = 0; i < l->nchecks; i++)
+		json_array_append_new(checks, json_pack("{s:s,s:b,s:s%}",
+			"name", l->checks[i].name, "ok", l->checks[i].ok,
+			"detail", l->checks[i].detail,
+			strlen(l->checks[i].detail)));
+	json_object_set_new(o, "checks", checks);
+	json_object_set_new(o, "verified", json_boolean(l->verified));
+	return o;
+}
+
 json_t *hi_snapshot_json(const struct hi_snapshot *s)
 {
 	json_t *o = json_object(), *alloc, *arenas, *proc, *pause;
@@ -215,10 +246,14 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 				    json_string(s->method_why));
 	if (s->called)
 		json_object_set_new(alloc, "call", call_json(s));
+	json_object_set_new(alloc, "located_by",
+			    s->loc.located_by ? json_string(s->loc.located_by)
+					      : json_null());
 	json_object_set_new(alloc, "libc", target_str(s->libc_path));
 	json_object_set_new(alloc, "build_id", json_string(s->build_id));
 	json_object_set_new(alloc, "debuginfo",
 			    target_str(s->debug_file));
+	json_object_set_new(alloc, "locate", locate_json(&s->loc));
 	json_object_set_new(o, "allocator", alloc);
 
 	json_object_set_new(o, "consistent", json_boolean(s->heap.complete));
@@ -361,8 +396,11 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 			s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
 	else
 		fprintf(out, "\nallocator: %s %s, read from memory, %zu "
-			"arena%s\n", s->allocator, s->version,
-			s->heap.narenas, s->heap.narenas == 1 ? "" : "s");
+			"arena%s, located by %s%s\n", s->allocator,
+			s->version, s->heap.narenas,
+			s->heap.narenas == 1 ? "" : "s",
+			s->loc.located_by ? s->loc.located_by : "?",
+			s->loc.from_cache ? " (layout cache)" : "");
 	if (s->method_why)
 		fprintf(out, "method:    call: %s\n", s->method_why);
 	if (s->call_wraps)
@@ -440,5 +478,54 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 			size_str(freeb, exact, c, 32),
 			size_str(ar->top_size, exact, e, 32),
 			ar->fast_chunks + ar->bin_chunks);
+	}
+}
+
+void hi_print_locate(FILE *out, const struct hi_snapshot *s)
+{
+	const struct hi_alloc_ctx *l = &s->loc;
+
+	fprintf(out, "libc:       ");
+	put_safe(out, s->libc_path);
+	fprintf(out, "\nbuild-id:   %s\n", s->build_id[0] ? s->build_id
+						      : "(none)");
+	fprintf(out, "glibc:      %s (from the version banner in libc's "
+		"read-only data)\n", s->version[0] ? s->version : "?");
+	fprintf(out, "located by: %s%s\n", l->located_by ? l->located_by
+							 : "nothing",
+		l->from_cache ? " (layout from the layout cache)" : "");
+	for (unsigned i = 0; i < l->ntried; i++) {
+		fprintf(out, "  not by an earlier method: ");
+		put_safe(out, l->tried[i]);
+		fputc('\n', out);
+	}
+	if (l->cache_note[0]) {
+		fprintf(out, "  layout cache: ");
+		put_safe(out, l->cache_note);
+		fputc('\n', out);
+	}
+	if (s->debug_file[0]) {
+		fprintf(out, "debug file: ");
+		put_safe(out, s->debug_file);
+		fputc('\n', out);
+	}
+	if (l->table[0])
+		fprintf(out, "layout:     built-in table of %s\n", l->table);
+	else if (l->located_by)
+		fprintf(out, "layout:     from the DWARF\n");
+	fprintf(out, "main_arena: 0x%" PRIx64 "  ", l->main_arena);
+	put_safe(out, l->main_arena_how[0] ? l->main_arena_how : "not found");
+	fprintf(out, "\nmp_:        0x%" PRIx64 "  ", l->mp);
+	put_safe(out, l->mp_how[0] ? l->mp_how : "not found");
+	fputc('\n', out);
+	if (l->nchecks) {
+		fprintf(out, "checks:     %s\n", l->verified
+			? "all passed" : "not all passed: nothing was read");
+		for (unsigned i = 0; i < l->nchecks; i++)
+			fprintf(out, "  %-4s %s: %s\n",
+				l->checks[i].ok ? "ok" : "FAIL",
+				l->checks[i].name, l->checks[i].detail);
+	} else {
+		fprintf(out, "checks:     none run\n");
 	}
 }

@@ -23,4 +23,11 @@ int hi_print_json(FILE *out, const struct hi_snapshot *s);
 /* The report for people; exact prints sizes in bytes. */
 void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact);
 
+/*
+ * How the allocator was found (heapinspect info, --explain): the libc, its
+ * build-id and version, the method that worked and why the ones before it
+ * did not, where each address came from and which checks passed.
+ */
+void hi_print_locate(FILE *out, const struct hi_snapshot *s);
+
 #endif

@@ -92,6 +92,37 @@ static void pause_between(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* $XDG_CACHE_HOME/heapinspect, or ~/.cache/heapinspect (XDG base dirs). */
+static int layout_cache_dir(char *buf, size_t size)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+	int n;
+
+	if (x && x[0] == '/')
+		n = snprintf(buf, size, "%s/heapinspect", x);
+	else if (h && h[0] == '/')
+		n = snprintf(buf, size, "%s/.cache/heapinspect", h);
+	else
+		return -1;
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+void hi_snapshot_opts_default(struct hi_snapshot_opts *o, pid_t pid,
+			      char *cache_dir, size_t cache_dir_size)
+{
+	memset(o, 0, sizeof(*o));
+	o->pid = pid;
+	o->attempts = 10;
+	o->stop_timeout_ms = 2000;
+	o->method = HI_METHOD_AUTO;
+	o->timeout_ms = 5000;
+	o->locate_flags = HI_LOCATE_DWARF | HI_LOCATE_BUILTIN;
+	if (cache_dir && layout_cache_dir(cache_dir, cache_dir_size) == 0) {
+		o->cache_dir = cache_dir;
+		o->locate_flags |= HI_LOCATE_CACHE;
+	}
+}
+
 int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		     struct hi_snapshot_err *err)
 {
@@ -144,6 +175,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ctx.walk = !walk ? 0 : strcmp(walk, "lists") == 0 ? 1
 			 : strcmp(walk, "sweep") == 0 ? 2 : 0;
 	}
+	ctx.flags = o->locate_flags;
+	ctx.cache_dir = o->cache_dir;
 	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 	if (ret) {
 		set_err(err, ret, NULL);
@@ -216,12 +249,32 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		if (ret)
 			goto out_resume;
 		t.mem.maps = &maps;
+		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
+		/*
+		 * Addresses found without symbols are used only once they
+		 * are proven; a state caught in the middle of an update may
+		 * fail the checks, so a failure while an arena is locked
+		 * means "try again".
+		 */
+		ret = ops->verify ? ops->verify(&ctx, s->pc_busy) : 0;
+		if (ret == -HI_E_BUSY && !last) {
+			hi_target_resume(&t);
+			pause_between(attempt);
+			continue;
+		}
+		if (ret == -HI_E_BUSY) {
+			snprintf(ctx.why, sizeof(ctx.why), "the allocator was "
+				 "busy in all %u attempts: its state could "
+				 "not be verified", attempt);
+			ret = -HI_E_VERIFY;
+		}
+		if (ret)
+			goto out_resume;
 		busy = ops->busy(&ctx);
 		if (busy < 0 && busy != -HI_E_CORRUPT) {
 			ret = busy;
 			goto out_resume;
 		}
-		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
 		if ((busy <= 0 && !s->pc_busy) || last) {
 			ret = ops->read(&ctx, 1, &s->heap);
 			break;
@@ -258,6 +311,11 @@ out_ops:
 	if (ret)
 		hi_heap_free(&s->heap);
 	ops->release(&ctx);
+	s->loc = ctx;
+	s->loc.sym = NULL;
+	s->loc.priv = NULL;
+	s->loc.reader = NULL;
+	s->loc.maps = NULL;
 out_sym:
 	if (ret) {
 		if (ret == -HI_E_NODEBUG)

@@ -26,7 +26,18 @@ struct hi_snapshot_opts {
 	unsigned stop_timeout_ms;   /* for all threads to stop */
 	int method;                 /* enum hi_method */
 	unsigned timeout_ms;        /* --timeout: for a safe moment to call */
+	unsigned locate_flags;      /* HI_LOCATE_* */
+	const char *cache_dir;      /* the layout cache, NULL: none */
 };
+
+/*
+ * Fill o with the defaults of the command line: every way of locating the
+ * allocator, the layout cache when a cache directory can be named (cache_dir
+ * is the caller's buffer for its path), read where possible and call where
+ * not.
+ */
+void hi_snapshot_opts_default(struct hi_snapshot_opts *o, pid_t pid,
+			      char *cache_dir, size_t cache_dir_size);
 
 struct hi_snapshot {
 	pid_t pid;
@@ -44,6 +55,8 @@ struct hi_snapshot {
 	char libc_path[4096];
 	char build_id[129];
 	char debug_file[4096];
+	struct hi_alloc_ctx loc;    /* how the allocator was found; its
+				       pointers are cleared */
 	struct hi_heap heap;
 	int pc_busy;                /* a lone thread stopped inside malloc */
 	struct hi_memstat mem;

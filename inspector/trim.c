@@ -142,6 +142,12 @@ static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 		ret = ctx.why[0] ? -HI_E_OTHERALLOC : -HI_E_NOLIBC;
 		goto out_sym;
 	}
+	/*
+	 * Only debug information is trusted for the lock words checked
+	 * before calling: addresses found without symbols are proven while
+	 * the target is stopped, which this path does not do yet.
+	 */
+	ctx.flags = HI_LOCATE_DWARF;
 	located = ops->locate(&ctx) == 0;
 	hi_target_init(&t, pid);
 	ret = hi_caller_init(&c, &t, &ctx, ops, located, stop_timeout_ms);

@@ -65,13 +65,16 @@ int hi_cmd_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hi_snapshot_opts o = { .attempts = 10, .stop_timeout_ms = 2000 };
+	struct hi_snapshot_opts o;
 	struct hi_snapshot s;
 	struct hi_snapshot_err err;
 	const char *path = NULL;
 	char *text;
 	json_t *j;
 	int c, ret;
+	char cache_dir[4096];
+
+	hi_snapshot_opts_default(&o, 0, cache_dir, sizeof(cache_dir));
 
 	while ((c = getopt_long(argc, argv, "p:o:h", longopts, NULL)) != -1) {
 		ret = hi_snapshot_opt(c, optarg, &o);
@@ -341,13 +344,16 @@ int hi_cmd_watch(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hi_snapshot_opts o = { .attempts = 10, .stop_timeout_ms = 2000 };
+	struct hi_snapshot_opts o;
 	struct watch w = { .fd = -1 };
 	uint64_t interval = 0, duration = 0, start, next;
 	unsigned long count = 0, v;
 	struct sigaction sa;
 	sigset_t block, waitmask;
 	int c, ret, rc = EXIT_OK;
+	char cache_dir[4096];
+
+	hi_snapshot_opts_default(&o, 0, cache_dir, sizeof(cache_dir));
 
 	while ((c = getopt_long(argc, argv, "p:o:n:h", longopts, NULL)) !=
 	       -1) {

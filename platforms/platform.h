@@ -76,6 +76,22 @@ struct hi_alloc_funcs {
 };
 
 void hi_alloc_funcs_free(struct hi_alloc_funcs *f);
+/* One check of an address found without symbols, for the user. */
+struct hi_check {
+	const char *name;
+	int ok;
+	char detail[192];
+};
+
+#define HI_MAX_CHECKS 12
+
+/* How locate may find the allocator's state (enum hi_locate_flags). */
+enum {
+	HI_LOCATE_DWARF = 1,    /* local debug files and debuginfod */
+	HI_LOCATE_BUILTIN = 2,  /* built-in tables, no symbols */
+	HI_LOCATE_CACHE = 4,    /* the layout cache, when dir is set */
+	HI_LOCATE_EXPLAIN = 8,  /* verify DWARF addresses too, to show it */
+};
 
 /* What an allocator backend is given and keeps between calls. */
 struct hi_alloc_ctx {
@@ -86,11 +102,27 @@ struct hi_alloc_ctx {
 	int walk;                         /* 0 auto, 1 lists only, 2 sweep
 					     only (tests compare them) */
 	void *priv;                       /* the backend's own state */
+	unsigned flags;                   /* HI_LOCATE_*, set by the caller */
+	const char *cache_dir;            /* the layout cache, or NULL */
 	/* What probe/locate found, for the user. */
 	char version[32];                 /* e.g. "2.36" */
 	char libc_path[4096];
 	char build_id[129];
 	char debug_file[4096];
+	const char *located_by;           /* "dwarf", "debuginfod", "builtin" */
+	int from_cache;                   /* the layout came from the cache */
+	char cache_note[512];             /* a cache file ignored, and why */
+	char table[128];                  /* the built-in table used */
+	/* Why the methods tried before the one that worked failed. */
+	char tried[3][512];
+	unsigned ntried;
+	int debuginfod_err;               /* -errno when debuginfod failed */
+	/* Where each address came from, once verified or found. */
+	hi_addr_t main_arena, mp;
+	char main_arena_how[256], mp_how[256];
+	struct hi_check checks[HI_MAX_CHECKS];
+	unsigned nchecks;
+	int verified;                     /* every check passed */
 	/* Why probe said no, or what locate missed (a module or file name). */
 	char why[4096];
 };
@@ -109,6 +141,14 @@ struct hi_allocator_ops {
 	 * naming what is missing.
 	 */
 	int (*locate)(struct hi_alloc_ctx *ctx);
+	/*
+	 * Prove that the state locate found is the allocator's, where it was
+	 * found without symbols (or always, with HI_LOCATE_EXPLAIN).  The
+	 * target must be stopped.  Return 0 (ctx->checks say what passed),
+	 * -HI_E_BUSY when the checks failed while an arena was locked (try
+	 * again), -HI_E_VERIFY when no candidate passed, or -errno.
+	 */
+	int (*verify)(struct hi_alloc_ctx *ctx, int busy_hint);
 	/*
 	 * Whether the allocator may be in the middle of an update: return the
 	 * number of arenas whose lock is held (0: quiet), or a negative code.

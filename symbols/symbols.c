@@ -6,9 +6,12 @@
  * .gnu_debuglink, under the debuginfo path).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <gelf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
@@ -20,6 +23,50 @@ struct hi_sym {
 	Dwfl_Callbacks callbacks; /* libdwfl keeps a pointer to it */
 	char *debuginfo_path;
 };
+
+/*
+ * What the last find_debuginfo call saw.  libdwfl gives its callbacks no
+ * way back to our session, and heapinspect looks up one module at a time.
+ */
+static struct {
+	int via_debuginfod;
+	int debuginfod_err;
+} last_find;
+
+/*
+ * dwfl_standard_find_debuginfo, watched: it searches the debuginfo path
+ * (build-id, then debuglink) and names the file it found; when that fails
+ * and DEBUGINFOD_URLS is set, it asks libdebuginfod, which returns an fd
+ * without a name, or -errno (find-debuginfo.c and debuginfod-client.c in
+ * elfutils 0.188).  A local miss is -1.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata,
+			  const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base,
+					      file_name, debuglink_file,
+					      debuglink_crc,
+					      debuginfo_file_name);
+
+	/* -ENOSYS: no DEBUGINFOD_URLS, the client was not asked. */
+	if (fd < -1 && fd != -ENOSYS)
+		last_find.debuginfod_err = fd;
+	if (fd >= 0 && *debuginfo_file_name == NULL) {
+		char link[64], path[4096];
+		ssize_t n;
+
+		last_find.via_debuginfod = 1;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 0) {
+			path[n] = '\0';
+			*debuginfo_file_name = strdup(path);
+		}
+	}
+	return fd;
+}
 
 int hi_sym_open(pid_t pid, const char *debuginfo_path, struct hi_sym **out)
 {
@@ -37,7 +84,7 @@ int hi_sym_open(pid_t pid, const char *debuginfo_path, struct hi_sym **out)
 		}
 	}
 	sym->callbacks.find_elf = dwfl_linux_proc_find_elf;
-	sym->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+	sym->callbacks.find_debuginfo = find_debuginfo;
 	sym->callbacks.debuginfo_path =
 		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
 
@@ -64,6 +111,49 @@ err_end:
 	dwfl_report_end(sym->dwfl, NULL, NULL);
 err_dwfl:
 	dwfl_end(sym->dwfl);
+err_free:
+	free(sym->debuginfo_path);
+	free(sym);
+	return ret;
+}
+
+int hi_sym_open_file(const char *path, const char *debuginfo_path,
+		     struct hi_sym **out)
+{
+	struct hi_sym *sym;
+	int ret;
+
+	sym = calloc(1, sizeof(*sym));
+	if (!sym)
+		return -ENOMEM;
+	if (debuginfo_path) {
+		sym->debuginfo_path = strdup(debuginfo_path);
+		if (!sym->debuginfo_path) {
+			ret = -ENOMEM;
+			goto err_free;
+		}
+	}
+	sym->callbacks.find_elf = dwfl_build_id_find_elf;
+	sym->callbacks.find_debuginfo = find_debuginfo;
+	sym->callbacks.section_address = dwfl_offline_section_address;
+	sym->callbacks.debuginfo_path =
+		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
+	sym->dwfl = dwfl_begin(&sym->callbacks);
+	if (!sym->dwfl) {
+		ret = -HI_E_DWARF;
+		goto err_free;
+	}
+	dwfl_report_begin(sym->dwfl);
+	if (!dwfl_report_offline(sym->dwfl, path, path, -1)) {
+		ret = access(path, R_OK) ? -errno : -HI_E_DWARF;
+		dwfl_report_end(sym->dwfl, NULL, NULL);
+		dwfl_end(sym->dwfl);
+		goto err_free;
+	}
+	dwfl_report_end(sym->dwfl, NULL, NULL);
+	*out = sym;
+	return 0;
+
 err_free:
 	free(sym->debuginfo_path);
 	free(sym);
@@ -178,18 +268,315 @@ int hi_sym_find_string(const struct hi_sym_module *m, const char *needle,
 	return -ENOENT;
 }
 
-int hi_sym_load_debug(const struct hi_sym_module *m, const char **debug_file)
+int hi_sym_load_debug(const struct hi_sym_module *m, struct hi_sym_debug *out)
 {
 	const char *mainfile = NULL, *debugfile = NULL;
 	Dwarf_Addr bias;
+	Dwarf *dw;
 
-	if (!dwfl_module_getdwarf(m->priv, &bias))
+	memset(&last_find, 0, sizeof(last_find));
+	dw = dwfl_module_getdwarf(m->priv, &bias);
+	memset(out, 0, sizeof(*out));
+	out->via_debuginfod = last_find.via_debuginfod;
+	out->debuginfod_err = last_find.debuginfod_err;
+	if (!dw)
 		return -HI_E_NODEBUG;
 	dwfl_module_info(m->priv, NULL, NULL, NULL, NULL, NULL, &mainfile,
 			 &debugfile);
-	if (debug_file)
-		*debug_file = debugfile ? debugfile : mainfile;
+	out->file = debugfile ? debugfile : mainfile;
 	return 0;
+}
+
+/* R_*_RELATIVE of the machines whose relocations we read (RELA only). */
+static unsigned relative_type(unsigned machine)
+{
+	switch (machine) {
+	case EM_X86_64:
+		return R_X86_64_RELATIVE;
+	case EM_AARCH64:
+		return R_AARCH64_RELATIVE;
+	default:
+		return 0;
+	}
+}
+
+/* The word at vaddr (unrelocated) in the file, for RELR's implicit addend. */
+static int file_word(Elf *elf, GElf_Addr vaddr, unsigned size, uint64_t *v)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) ||
+		    vaddr < sh.sh_addr || vaddr - sh.sh_addr >= sh.sh_size)
+			continue;
+		if (sh.sh_type == SHT_NOBITS) {
+			*v = 0;
+			return 0;
+		}
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || vaddr - sh.sh_addr + size > d->d_size)
+			return -HI_E_DWARF;
+		*v = 0;
+		memcpy(v, (const char *)d->d_buf + (vaddr - sh.sh_addr), size);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int hi_sym_each_relative(const struct hi_sym_module *m,
+			 int (*fn)(hi_addr_t where, hi_addr_t value,
+				   void *arg),
+			 void *arg)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	Dwarf_Addr bias;
+	unsigned type, word;
+	Elf *elf;
+	int ret;
+
+	elf = dwfl_module_getelf(m->priv, &bias);
+	if (!elf || !gelf_getehdr(elf, &eh))
+		return -HI_E_DWARF;
+	type = relative_type(eh.e_machine);
+	word = eh.e_ident[EI_CLASS] == ELFCLASS64 ? 8 : 4;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh))
+			return -HI_E_DWARF;
+		if (sh.sh_type != SHT_RELA && sh.sh_type != SHT_RELR)
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d)
+			return -HI_E_DWARF;
+		if (sh.sh_type == SHT_RELA) {
+			size_t n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize
+						 : 0;
+
+			for (size_t i = 0; type && i < n; i++) {
+				GElf_Rela r;
+
+				if (!gelf_getrela(d, (int)i, &r))
+					return -HI_E_DWARF;
+				if (GELF_R_TYPE(r.r_info) != type)
+					continue;
+				ret = fn(r.r_offset + bias,
+					 (GElf_Addr)r.r_addend + bias, arg);
+				if (ret)
+					return ret;
+			}
+			continue;
+		}
+		/*
+		 * RELR (the ELF gABI's compact relative relocations): an even
+		 * entry is an address, an odd one a bitmap of the next
+		 * word * 8 - 1 words; the addend is the word in place.
+		 */
+		GElf_Addr where = 0;
+
+		for (size_t off = 0; off + word <= d->d_size; off += word) {
+			uint64_t e = 0, v;
+
+			memcpy(&e, (const char *)d->d_buf + off, word);
+			if (!(e & 1)) {
+				where = e;
+				if ((ret = file_word(elf, where, word, &v)) ||
+				    (ret = fn(where + bias, v + bias, arg)))
+					return ret;
+				where += word;
+				continue;
+			}
+			for (unsigned i = 0; i < word * 8 - 1; i++) {
+				GElf_Addr w = where + (GElf_Addr)i * word;
+
+				if (!((e >> (i + 1)) & 1))
+					continue;
+				if ((ret = file_word(elf, w, word, &v)) ||
+				    (ret = fn(w + bias, v + bias, arg)))
+					return ret;
+			}
+			where += (GElf_Addr)(word * 8 - 1) * word;
+		}
+	}
+	return 0;
+}
+
+int hi_sym_file_read(const struct hi_sym_module *m, hi_addr_t addr,
+		     void *buf, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	Dwarf_Addr bias;
+	Elf *elf;
+
+	elf = dwfl_module_getelf(m->priv, &bias);
+	if (!elf)
+		return -HI_E_DWARF;
+	if (addr < bias)
+		return -ENOENT;
+	addr -= bias;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) ||
+		    addr < sh.sh_addr || addr - sh.sh_addr >= sh.sh_size)
+			continue;
+		if (len > sh.sh_size - (addr - sh.sh_addr))
+			return -ENOENT;
+		if (sh.sh_type == SHT_NOBITS) {
+			memset(buf, 0, len);
+			return 0;
+		}
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_size < sh.sh_size)
+			return -HI_E_DWARF;
+		memcpy(buf, (const char *)d->d_buf + (addr - sh.sh_addr), len);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int hi_sym_each_data(const struct hi_sym_module *m,
+		     int (*fn)(hi_addr_t addr, const unsigned char *data,
+			       size_t size, void *arg),
+		     void *arg)
+{
+	Elf_Scn *scn = NULL;
+	Dwarf_Addr bias;
+	Elf *elf;
+	int ret;
+
+	elf = dwfl_module_getelf(m->priv, &bias);
+	if (!elf)
+		return -HI_E_DWARF;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    (sh.sh_flags & (SHF_ALLOC | SHF_WRITE)) !=
+			    (SHF_ALLOC | SHF_WRITE))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf)
+			continue;
+		ret = fn(sh.sh_addr + bias, d->d_buf, d->d_size, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct func {
+	hi_addr_t start, end;
+	int named;    /* one of the names asked for */
+};
+
+static int func_cmp(const void *a, const void *b)
+{
+	const struct func *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return y->named - x->named; /* a named alias first */
+}
+
+static int in_names(const char *name, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++) {
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int hi_sym_func_span(const struct hi_sym_module *m, const char *const *names,
+		     hi_addr_t (**ranges)[2])
+{
+	struct func *f = NULL;
+	hi_addr_t(*v)[2] = NULL;
+	size_t n = 0, cap = 0, nv = 0;
+	int nsyms, ret;
+
+	nsyms = dwfl_module_getsymtab(m->priv);
+	if (nsyms < 0)
+		return -HI_E_DWARF;
+	for (int i = 1; i < nsyms; i++) {
+		GElf_Sym s;
+		GElf_Addr addr;
+		const char *name = dwfl_module_getsym_info(m->priv, i, &s,
+							   &addr, NULL, NULL,
+							   NULL);
+
+		/* Exported ones only: a .symtab's static functions are
+		 * what the span is meant to cover. */
+		if (!name || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
+		    GELF_ST_BIND(s.st_info) == STB_LOCAL ||
+		    s.st_shndx == SHN_UNDEF)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			struct func *nf = realloc(f, ncap * sizeof(*f));
+
+			if (!nf) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			f = nf;
+			cap = ncap;
+		}
+		f[n].start = addr;
+		f[n].end = addr + s.st_size;
+		f[n].named = in_names(name, names);
+		n++;
+	}
+	qsort(f, n, sizeof(*f), func_cmp);
+	for (size_t i = 0; i < n;) {
+		size_t j;
+		hi_addr_t lo, hi;
+
+		if (!f[i].named) {
+			i++;
+			continue;
+		}
+		/* A run of named functions (and their aliases). */
+		for (j = i; j < n && (f[j].named || f[j].start == f[j - 1].start);
+		     j++)
+			;
+		lo = i ? f[i - 1].end : f[i].start;
+		if (lo > f[i].start)
+			lo = f[i].start;
+		hi = j < n ? f[j].start : f[j - 1].end;
+		if (nv % 16 == 0) {
+			hi_addr_t(*nr)[2] = realloc(v, (nv + 16) * sizeof(*v));
+
+			if (!nr) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			v = nr;
+		}
+		v[nv][0] = lo;
+		v[nv][1] = hi;
+		nv++;
+		i = j;
+	}
+	if (!nv) {
+		ret = -HI_E_NOSYM;
+		goto out;
+	}
+	*ranges = v;
+	v = NULL;
+	ret = (int)nv;
+out:
+	free(v);
+	free(f);
+	return ret;
 }
 
 static int name_matches(const char *name, const char *suffix)

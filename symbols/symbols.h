@@ -39,6 +39,14 @@ struct hi_sym_type {
  * with *out set (free with hi_sym_close), or -errno (-ESRCH, -EACCES, ...).
  */
 int hi_sym_open(pid_t pid, const char *debuginfo_path, struct hi_sym **out);
+
+/*
+ * Report one ELF file on disk as the only module, as eu-readelf would see
+ * it, for tools that read a libc without a process (the layout generator).
+ * Return 0 with *out set (free with hi_sym_close), or -errno/-HI_E_DWARF.
+ */
+int hi_sym_open_file(const char *path, const char *debuginfo_path,
+		     struct hi_sym **out);
 void hi_sym_close(struct hi_sym *sym);
 
 /*
@@ -64,13 +72,65 @@ int hi_sym_build_id(const struct hi_sym_module *m, char *buf, size_t size);
 int hi_sym_find_string(const struct hi_sym_module *m, const char *needle,
 		       char *buf, size_t size);
 
+/* Where a module's debug information came from. */
+struct hi_sym_debug {
+	const char *file;    /* the file holding the DWARF (owned by the
+				session), NULL when not found */
+	int via_debuginfod;  /* a debuginfod server (or its client cache)
+				gave it */
+	int debuginfod_err;  /* -errno of the debuginfod client when it was
+				asked and failed (-ENOENT: the server does
+				not have it), else 0 */
+};
+
 /*
- * Load the module's debug information (dwfl_module_getdwarf, which finds it
- * by build-id under the debuginfo path).  Return 0, or -HI_E_NODEBUG.  On
- * success *debug_file is the path of the file holding the DWARF (owned by the
- * session; may be NULL when the module carries its own).
+ * Load the module's debug information (dwfl_module_getdwarf: by build-id and
+ * debuglink under the debuginfo path, then, when DEBUGINFOD_URLS is set,
+ * from a debuginfod server through elfutils' libdebuginfod).  Return 0 or
+ * -HI_E_NODEBUG; *out says where it came from, or why debuginfod failed.
  */
-int hi_sym_load_debug(const struct hi_sym_module *m, const char **debug_file);
+int hi_sym_load_debug(const struct hi_sym_module *m, struct hi_sym_debug *out);
+
+/*
+ * Call fn for every relative relocation of the module (R_X86_64_RELATIVE
+ * and R_AARCH64_RELATIVE entries of its RELA sections, and every entry of
+ * its .relr.dyn): the address of the word, and the address the word holds
+ * once relocated, both in the target.  Stop when fn returns non-zero and
+ * return that.  Return 0, or -HI_E_DWARF when the file cannot be read.
+ */
+int hi_sym_each_relative(const struct hi_sym_module *m,
+			 int (*fn)(hi_addr_t where, hi_addr_t value,
+				   void *arg),
+			 void *arg);
+
+/*
+ * The initial contents of the module's memory at addr (in the target), from
+ * its file: a section's bytes, zeros for .bss.  Return 0, -ENOENT when no
+ * allocated section holds all of [addr, addr + len), or -HI_E_DWARF.
+ */
+int hi_sym_file_read(const struct hi_sym_module *m, hi_addr_t addr,
+		     void *buf, size_t len);
+
+/*
+ * Call fn for every writable allocated section with contents in the file
+ * (.data and friends): its address in the target, its bytes and size.  Stop
+ * when fn returns non-zero and return that.  Return 0 or -HI_E_DWARF.
+ */
+int hi_sym_each_data(const struct hi_sym_module *m,
+		     int (*fn)(hi_addr_t addr, const unsigned char *data,
+			       size_t size, void *arg),
+		     void *arg);
+
+/*
+ * Without debug information: the code around the module's exported
+ * functions named in names (NULL-terminated), from the end of the exported
+ * function before them to the start of the exported function after them,
+ * so that the static functions an object file keeps between its exported
+ * ones are included.  *ranges is malloc'd.  Return the count, -HI_E_NOSYM
+ * when none of the names is exported, or -HI_E_DWARF.
+ */
+int hi_sym_func_span(const struct hi_sym_module *m, const char *const *names,
+		     hi_addr_t (**ranges)[2]);
 
 /*
  * Find the definition of the global or file-static variable name in the

@@ -9,6 +9,8 @@ if [[ $(id -u) -eq 0 ]]; then
 	bash tests/setup-debian.sh
 fi
 jobs=$(nproc)
+# The layout cache of the runs under test: the build's own, not the user's.
+export XDG_CACHE_HOME="$PWD/build/cache"
 
 for suite in bullseye trixie; do
 	bash tests/glibc/make-sysroot.sh "$suite" "$PWD/build/sysroots/$suite"

@@ -17,4 +17,5 @@ apt-get install -y -q --no-install-recommends \
 	libc6-dbg \
 	python3 util-linux libjemalloc2 \
 	prometheus librsvg2-bin \
+	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring

@@ -30,6 +30,8 @@ typedef uint64_t hi_addr_t;
 	HI_ERROR(OTHERALLOC, "the target uses another allocator")            \
 	HI_ERROR(NODEBUG, "no debug information for the target's libc")      \
 	HI_ERROR(NOSYM, "the debug information lacks an allocator symbol")   \
+	HI_ERROR(NOVERSION, "no built-in layout for this glibc version")     \
+	HI_ERROR(VERIFY, "no candidate for the allocator's state verified")  \
 	HI_ERROR(LAYOUT, "unexpected layout of the allocator's structures")  \
 	HI_ERROR(DWARF, "cannot read the debug information")                 \
 	HI_ERROR(CORRUPT, "the heap is corrupt")                             \

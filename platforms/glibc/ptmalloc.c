@@ -6,6 +6,7 @@
  * (ptmalloc_walk.c) what it needs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,13 @@ struct ptm_priv {
 	/* arena.c's list_lock and free_list_lock; 0 when not found */
 	hi_addr_t list_lock;
 	hi_addr_t free_list_lock;
+	int dwarf;        /* main_arena and mp_ came from symbols */
+	int cached;       /* ... through the layout cache */
+	int need_verify;  /* the addresses must pass ptm_verify first */
+	int verified;
+	/* Without symbols: the candidates found in libc's file. */
+	hi_addr_t arenas[PTM_MAX_CAND], pars[PTM_MAX_CAND];
+	int narenas, npars;
 };
 
 /* Basename of a path. */
@@ -135,11 +143,12 @@ static int parse_version(const char *banner, unsigned *maj, unsigned *min)
 
 /*
  * One member into a field; required members fail the look-up, optional
- * ones (attached_threads, 2.23 and later) come back with size 0.
+ * ones (attached_threads, 2.23 and later; the tcache and huge page members
+ * of malloc_par) come back with size 0.
  */
-static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
-		  const char *tname, const char *name, int required,
-		  struct ptm_field *f)
+static int member(const struct hi_sym_type *t, const char *tname,
+		  const char *name, int required, struct ptm_field *f,
+		  char *what, size_t whatsize)
 {
 	int ret = hi_sym_member(t, name, &f->off, &f->size, &f->count, NULL);
 
@@ -148,8 +157,7 @@ static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
 		return 0;
 	}
 	if (ret)
-		snprintf(ctx->why, sizeof(ctx->why), "struct %s.%s", tname,
-			 name);
+		snprintf(what, whatsize, "struct %s.%s", tname, name);
 	return ret;
 }
 
@@ -157,14 +165,14 @@ static int member(struct hi_alloc_ctx *ctx, const struct hi_sym_type *t,
  * heap_info (arena.c), the header of each heap of a non-main arena.  It is
  * optional: without it those arenas are read through their lists only.
  */
-static void heap_info_layout(struct hi_alloc_ctx *ctx, struct ptm_layout *l)
+static void heap_info_layout(const struct hi_sym_module *libc,
+			     struct ptm_layout *l)
 {
-	struct ptm_priv *priv = ctx->priv;
 	struct hi_sym_type hi;
 	uint64_t count;
 
 	l->hinfo_size = 0;
-	if (hi_sym_type_named(&priv->libc, "malloc.c", "heap_info", &hi) ||
+	if (hi_sym_type_named(libc, "malloc.c", "heap_info", &hi) ||
 	    hi_sym_type_size(&hi, &l->hinfo_size) ||
 	    hi_sym_member(&hi, "ar_ptr", &l->h_ar_ptr.off, &l->h_ar_ptr.size,
 			  &count, NULL) ||
@@ -175,23 +183,25 @@ static void heap_info_layout(struct hi_alloc_ctx *ctx, struct ptm_layout *l)
 		l->hinfo_size = 0;
 }
 
-static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
-			     const struct hi_sym_type *state,
-			     const struct hi_sym_type *par, struct ptm_layout *l)
+int ptm_layout_dwarf(const struct hi_sym_type *state,
+		     const struct hi_sym_type *par, struct ptm_layout *l,
+		     char *what, size_t whatsize)
 {
 	struct hi_sym_type top_t, chunk;
 	uint64_t off, size, count;
 	int ret;
 
+	memset(l, 0, sizeof(*l));
 	if ((ret = hi_sym_type_size(state, &l->state_size)) ||
 	    (ret = hi_sym_type_size(par, &l->par_size)))
 		return ret;
 #define M(t, tn, name, req, f)                                         \
 	do {                                                           \
-		if ((ret = member(ctx, t, tn, name, req, f)))          \
+		if ((ret = member(t, tn, name, req, f, what, whatsize))) \
 			return ret;                                    \
 	} while (0)
 	M(state, "malloc_state", "mutex", 1, &l->mutex);
+	M(state, "malloc_state", "flags", 1, &l->flags);
 	M(state, "malloc_state", "fastbinsY", 1, &l->fastbins);
 	M(state, "malloc_state", "top", 1, &l->top);
 	M(state, "malloc_state", "bins", 1, &l->bins);
@@ -199,17 +209,23 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	M(state, "malloc_state", "attached_threads", 0, &l->attached_threads);
 	M(state, "malloc_state", "system_mem", 1, &l->system_mem);
 	M(state, "malloc_state", "max_system_mem", 1, &l->max_system_mem);
-	/* For reading a heap from end to end (ptmalloc_sweep.c). */
-	M(state, "malloc_state", "flags", 0, &l->flags);
-	M(par, "malloc_par", "sbrk_base", 0, &l->sbrk_base);
+	M(par, "malloc_par", "trim_threshold", 1, &l->trim_threshold);
+	M(par, "malloc_par", "mmap_threshold", 1, &l->mmap_threshold);
+	M(par, "malloc_par", "hp_pagesize", 0, &l->hp_pagesize);
 	M(par, "malloc_par", "n_mmaps", 1, &l->n_mmaps);
+	M(par, "malloc_par", "n_mmaps_max", 1, &l->n_mmaps_max);
+	M(par, "malloc_par", "max_n_mmaps", 1, &l->max_n_mmaps);
 	M(par, "malloc_par", "mmapped_mem", 1, &l->mmapped_mem);
 	M(par, "malloc_par", "max_mmapped_mem", 1, &l->max_mmapped_mem);
+	M(par, "malloc_par", "sbrk_base", 1, &l->sbrk_base);
+	M(par, "malloc_par", "tcache_bins", 0, &l->tcache_bins);
+	M(par, "malloc_par", "tcache_max_bytes", 0, &l->tcache_max_bytes);
+	M(par, "malloc_par", "tcache_count", 0, &l->tcache_count);
 
 	/* struct malloc_chunk, through the type of malloc_state.top. */
 	ret = hi_sym_member(state, "top", &off, &size, &count, &top_t);
 	if (ret || (ret = hi_sym_pointee(&top_t, &chunk))) {
-		snprintf(ctx->why, sizeof(ctx->why), "struct malloc_chunk");
+		snprintf(what, whatsize, "struct malloc_chunk");
 		return ret;
 	}
 	M(&chunk, "malloc_chunk", "mchunk_size", 1, &l->c_size);
@@ -217,22 +233,227 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 	M(&chunk, "malloc_chunk", "bk", 1, &l->c_bk);
 #undef M
 	l->ptr_size = l->top.size;
-	heap_info_layout(ctx, l);
 	ret = ptm_layout_check(l);
 	if (ret)
-		snprintf(ctx->why, sizeof(ctx->why),
+		snprintf(what, whatsize,
 			 "struct malloc_state, malloc_par or malloc_chunk");
 	return ret;
+}
+
+static void tried(struct hi_alloc_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Note why a method failed before the next one is tried. */
+static void tried(struct hi_alloc_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->ntried >= sizeof(ctx->tried) / sizeof(ctx->tried[0]))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ctx->tried[ctx->ntried++], sizeof(ctx->tried[0]), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Step 1 and 2 of --method auto: the DWARF of the target's libc, from the
+ * local debug directories or, through libdwfl's libdebuginfod, from a
+ * debuginfod server.  Return 0, or a negative code with why set.
+ */
+static int locate_dwarf(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct hi_sym_type state, par;
+	struct hi_sym_debug dbg;
+	int ret;
+
+	ret = hi_sym_load_debug(&priv->libc, &dbg);
+	ctx->debuginfod_err = dbg.debuginfod_err;
+	if (ret)
+		return ret;
+	snprintf(ctx->debug_file, sizeof(ctx->debug_file), "%s",
+		 dbg.file ? dbg.file : "");
+	ctx->located_by = dbg.via_debuginfod ? "debuginfod" : "dwarf";
+
+	ret = hi_sym_variable(&priv->libc, "malloc.c", "main_arena",
+			      &priv->w.main_arena, &state);
+	if (ret) {
+		snprintf(ctx->why, sizeof(ctx->why), "main_arena");
+		return ret;
+	}
+	ret = hi_sym_variable(&priv->libc, "malloc.c", "mp_", &priv->w.mp,
+			      &par);
+	if (ret) {
+		snprintf(ctx->why, sizeof(ctx->why), "mp_");
+		return ret;
+	}
+	ret = ptm_layout_dwarf(&state, &par, &priv->l, ctx->why,
+			       sizeof(ctx->why));
+	if (ret)
+		return ret;
+	heap_info_layout(&priv->libc, &priv->l);
+	if (ptm_layout_check(&priv->l))
+		priv->l.hinfo_size = 0;
+	/*
+	 * The global locks, arena.c (#included into malloc.c): list_lock
+	 * guards the ring of arenas, free_list_lock the free list (2.23 and
+	 * later).  Optional: only the injected calls check them.
+	 */
+	if (hi_sym_variable(&priv->libc, "malloc.c", "list_lock",
+			    &priv->list_lock, &state) != 0)
+		priv->list_lock = 0;
+	if (hi_sym_variable(&priv->libc, "malloc.c", "free_list_lock",
+			    &priv->free_list_lock, &state) != 0)
+		priv->free_list_lock = 0;
+	priv->located = 1;
+	priv->dwarf = 1;
+	ctx->main_arena = priv->w.main_arena;
+	ctx->mp = priv->w.mp;
+	snprintf(ctx->main_arena_how, sizeof(ctx->main_arena_how),
+		 "symbol main_arena in the DWARF of %.200s",
+		 ctx->debug_file);
+	snprintf(ctx->mp_how, sizeof(ctx->mp_how),
+		 "symbol mp_ in the DWARF of %.200s", ctx->debug_file);
+	return 0;
+}
+
+/* The libc file behind struct ptm_image, through symbols/. */
+static int img_relative(void *arg,
+			int (*fn)(hi_addr_t where, hi_addr_t value, void *cb),
+			void *cb)
+{
+	return hi_sym_each_relative(arg, fn, cb);
+}
+
+static int img_read(void *arg, hi_addr_t addr, void *buf, size_t len)
+{
+	return hi_sym_file_read(arg, addr, buf, len);
+}
+
+static int img_data(void *arg,
+		    int (*fn)(hi_addr_t addr, const unsigned char *data,
+			      size_t size, void *cb),
+		    void *cb)
+{
+	return hi_sym_each_data(arg, fn, cb);
+}
+
+/*
+ * Step 3: the built-in table of the libc's version, and candidates for
+ * main_arena and mp_ from the libc's file, to be verified in memory once
+ * the target is stopped.  Return 0 or a negative code with why set.
+ */
+static int locate_builtin(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
+			  unsigned maj, unsigned min)
+{
+	const struct ptm_image img = {
+		.each_relative = img_relative,
+		.read = img_read,
+		.each_data = img_data,
+		.arg = &priv->libc,
+	};
+	const struct ptm_build *b;
+	const char *range;
+	int n;
+
+	b = ptm_builtin_for(maj, min, &range);
+	if (!b) {
+		snprintf(ctx->why, sizeof(ctx->why), "glibc %u.%u has no "
+			 "built-in layout (heapinspect knows %s)", maj, min,
+			 range);
+		return -HI_E_NOVERSION;
+	}
+	priv->l = b->layout;
+	snprintf(ctx->table, sizeof(ctx->table), "%s", b->name);
+	n = ptm_find_arena(&priv->l, &img, priv->arenas, PTM_MAX_CAND);
+	if (n <= 0) {
+		snprintf(ctx->why, sizeof(ctx->why), "no main_arena in %.3000s:"
+			 " no relocation points a struct malloc_state's next "
+			 "at itself", ctx->libc_path);
+		return n < 0 && n != -HI_E_TOOBIG ? n : -HI_E_VERIFY;
+	}
+	priv->narenas = n;
+	n = ptm_find_par(b, &img, priv->pars, PTM_MAX_CAND);
+	if (n <= 0) {
+		snprintf(ctx->why, sizeof(ctx->why), "no mp_ in %.3000s: its "
+			 "writable data holds no struct malloc_par with "
+			 "glibc's default values", ctx->libc_path);
+		return n < 0 && n != -HI_E_TOOBIG ? n : -HI_E_VERIFY;
+	}
+	priv->npars = n;
+	priv->need_verify = 1;
+	ctx->located_by = "builtin";
+	ctx->debug_file[0] = '\0';
+	return 0;
+}
+
+/*
+ * The layout cache, before anything else: a layout a debug file gave once
+ * for this build-id, to be verified in memory like a symbol-less one.
+ * Return 0 when it gave candidates.
+ */
+static int locate_cached(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct ptm_cached e;
+	char why[512];
+	int ret;
+
+	if (!ctx->build_id[0])
+		return -ENOENT;
+	ret = ptm_cache_load(ctx->cache_dir, ctx->build_id, &e, why,
+			     sizeof(why));
+	if (ret == -HI_E_CORRUPT)
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "ignored: %.400s", why);
+	if (ret)
+		return ret;
+	if (e.arena_off + e.l.state_size > priv->libc.end - priv->libc.start ||
+	    e.mp_off + e.l.par_size > priv->libc.end - priv->libc.start) {
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note), "ignored: "
+			 "its addresses lie outside %.400s", ctx->libc_path);
+		return -HI_E_CORRUPT;
+	}
+	priv->l = e.l;
+	priv->arenas[0] = priv->libc.start + e.arena_off;
+	priv->pars[0] = priv->libc.start + e.mp_off;
+	priv->narenas = priv->npars = 1;
+	priv->need_verify = 1;
+	priv->cached = 1;
+	ctx->from_cache = 1;
+	ctx->located_by = strcmp(e.located_by, "debuginfod") ? "dwarf"
+							    : "debuginfod";
+	snprintf(ctx->main_arena_how, sizeof(ctx->main_arena_how),
+		 "the layout cache of build-id %.128s (found by %s before)",
+		 ctx->build_id, ctx->located_by);
+	snprintf(ctx->mp_how, sizeof(ctx->mp_how), "%s",
+		 ctx->main_arena_how);
+	return 0;
+}
+
+/* Keep what the DWARF said for the next run; a failure is only noted. */
+static void cache_store(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct ptm_cached e = { .l = priv->l };
+	int ret;
+
+	if (!(ctx->flags & HI_LOCATE_CACHE) || !ctx->cache_dir ||
+	    !ctx->build_id[0])
+		return;
+	snprintf(e.located_by, sizeof(e.located_by), "%s", ctx->located_by);
+	e.arena_off = priv->w.main_arena - priv->libc.start;
+	e.mp_off = priv->w.mp - priv->libc.start;
+	ret = ptm_cache_store(ctx->cache_dir, ctx->build_id, &e);
+	if (ret)
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "not written to %.400s: %s", ctx->cache_dir,
+			 hi_strerror(ret));
 }
 
 static int ptm_locate(struct hi_alloc_ctx *ctx)
 {
 	struct ptm_priv *priv = ctx->priv;
-	struct hi_sym_type state, par;
-	const char *debug_file = NULL;
 	char banner[4096];
 	unsigned maj, min;
-	int ret;
+	int ret, safe;
 
 	ret = hi_sym_build_id(&priv->libc, ctx->build_id,
 			      sizeof(ctx->build_id));
@@ -248,46 +469,134 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 	}
 	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
 	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
-	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
+	safe = maj > 2 || (maj == 2 && min >= 32);
 
-	ret = hi_sym_load_debug(&priv->libc, &debug_file);
+	if ((ctx->flags & HI_LOCATE_CACHE) && ctx->cache_dir &&
+	    locate_cached(ctx, priv) == 0)
+		goto found;
+	ret = -HI_E_NODEBUG;
+	if (ctx->flags & HI_LOCATE_DWARF) {
+		ret = locate_dwarf(ctx, priv);
+		if (ret == 0) {
+			priv->l.safe_linking = safe;
+			cache_store(ctx, priv);
+			goto found;
+		}
+		if (ret == -HI_E_NODEBUG)
+			tried(ctx, "no debug information for build-id %s",
+			      ctx->build_id[0] ? ctx->build_id : "(none)");
+		else
+			tried(ctx, "the debug information (%.200s) does not "
+			      "describe malloc as expected: %s: %.200s",
+			      ctx->debug_file, hi_strerror(ret), ctx->why);
+		if (ctx->debuginfod_err)
+			tried(ctx, "debuginfod: %s",
+			      hi_strerror(ctx->debuginfod_err));
+		ctx->located_by = NULL;
+		memset(&priv->l, 0, sizeof(priv->l));
+	}
+	if (!(ctx->flags & HI_LOCATE_BUILTIN))
+		return ret;
+	ret = locate_builtin(ctx, priv, maj, min);
 	if (ret)
 		return ret;
-	snprintf(ctx->debug_file, sizeof(ctx->debug_file), "%s",
-		 debug_file ? debug_file : "");
-
-	ret = hi_sym_variable(&priv->libc, "malloc.c", "main_arena",
-			      &priv->w.main_arena, &state);
-	if (ret) {
-		snprintf(ctx->why, sizeof(ctx->why), "main_arena");
-		return ret;
-	}
-	ret = hi_sym_variable(&priv->libc, "malloc.c", "mp_", &priv->w.mp,
-			      &par);
-	if (ret) {
-		snprintf(ctx->why, sizeof(ctx->why), "mp_");
-		return ret;
-	}
-	ret = layout_from_dwarf(ctx, &state, &par, &priv->l);
-	if (ret)
-		return ret;
-	/*
-	 * The global locks, arena.c (#included into malloc.c): list_lock
-	 * guards the ring of arenas, free_list_lock the free list (2.23 and
-	 * later).  Optional: only the injected calls check them.
-	 */
-	{
-		struct hi_sym_type t;
-
-		if (hi_sym_variable(&priv->libc, "malloc.c", "list_lock",
-				    &priv->list_lock, &t) != 0)
-			priv->list_lock = 0;
-		if (hi_sym_variable(&priv->libc, "malloc.c", "free_list_lock",
-				    &priv->free_list_lock, &t) != 0)
-			priv->free_list_lock = 0;
-	}
-	priv->located = 1;
+found:
+	priv->l.safe_linking = safe;
 	return 0;
+}
+
+/* Whether the lock word of any candidate arena is held. */
+static int candidates_locked(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	for (int i = 0; i < priv->narenas; i++) {
+		unsigned char b[8];
+		struct ptm_field f = { .off = 0, .size = priv->l.mutex.size };
+
+		if (hi_read(ctx->reader, priv->arenas[i] + priv->l.mutex.off,
+			    b, f.size) == 0 && ptm_get(b, &f))
+			return 1;
+	}
+	return 0;
+}
+
+static void keep_checks(struct hi_alloc_ctx *ctx, const struct ptm_checks *c)
+{
+	memcpy(ctx->checks, c->v, sizeof(c->v[0]) * c->n);
+	ctx->nchecks = c->n;
+}
+
+static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
+{
+	struct ptm_priv *priv = ctx->priv;
+	struct ptm_checks c, best;
+	struct ptm_where found, best_w;
+	int npass, ret;
+
+	if (priv->verified)
+		return 0;
+	if (priv->dwarf && !priv->need_verify) {
+		if (!(ctx->flags & HI_LOCATE_EXPLAIN))
+			return 0;
+		ret = ptm_verify(&priv->l, &priv->w, priv->libc.start,
+				 priv->libc.end, ctx->reader, ctx->maps, &c);
+		if (ret < 0)
+			return ret;
+		keep_checks(ctx, &c);
+		ctx->verified = ret == 1;
+		return 0;
+	}
+	npass = ptm_select(&priv->l, priv->arenas, priv->narenas, priv->pars,
+			   priv->npars, priv->libc.start, priv->libc.end,
+			   ctx->reader, ctx->maps, &found, &best);
+	if (npass < 0)
+		return npass;
+	best_w = found;
+	keep_checks(ctx, &best);
+	if (npass == 1) {
+		priv->w = found;
+		priv->verified = 1;
+		ctx->verified = 1;
+		ctx->main_arena = found.main_arena;
+		ctx->mp = found.mp;
+		if (!priv->dwarf && !priv->cached) {
+			snprintf(ctx->main_arena_how,
+				 sizeof(ctx->main_arena_how),
+				 "searched: the relocation of main_arena.next "
+				 "pointing back at it, 1 of %d candidate%s in "
+				 "libc's data", priv->narenas,
+				 priv->narenas == 1 ? "" : "s");
+			snprintf(ctx->mp_how, sizeof(ctx->mp_how),
+				 "searched: glibc's default values of mp_, 1 "
+				 "of %d candidate%s in libc's data",
+				 priv->npars, priv->npars == 1 ? "" : "s");
+		}
+		return 0;
+	}
+	if (npass > 1) {
+		snprintf(ctx->why, sizeof(ctx->why), "%d candidate pairs for "
+			 "main_arena and mp_ passed every check: cannot tell "
+			 "which is glibc's", npass);
+		return -HI_E_VERIFY;
+	}
+	ctx->main_arena = best_w.main_arena;
+	ctx->mp = best_w.mp;
+	if (busy_hint || candidates_locked(ctx, priv))
+		return -HI_E_BUSY;
+	if (priv->cached) {
+		/* Never again: the next run finds the state afresh. */
+		ptm_cache_remove(ctx->cache_dir, ctx->build_id);
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note), "its "
+			 "entry failed verification and was removed; run "
+			 "heapinspect again");
+	}
+	for (unsigned k = 0; k < best.n; k++) {
+		if (!best.v[k].ok) {
+			snprintf(ctx->why, sizeof(ctx->why), "%s: %s",
+				 best.v[k].name, best.v[k].detail);
+			break;
+		}
+	}
+	return -HI_E_VERIFY;
 }
 
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)
@@ -297,12 +606,30 @@ static int ptm_busy_op(struct hi_alloc_ctx *ctx)
 	return ptm_busy(&priv->l, &priv->w, ctx->reader, ctx->maps);
 }
 
+/* malloc.c's exported functions (2.31 to 2.41), for the symbol-less path. */
+static const char *const ptm_malloc_funcs[] = {
+	"malloc", "__libc_malloc", "free", "__libc_free", "cfree", "calloc",
+	"__libc_calloc", "realloc", "__libc_realloc", "reallocarray",
+	"memalign", "__libc_memalign", "aligned_alloc", "posix_memalign",
+	"valloc", "__libc_valloc", "pvalloc", "__libc_pvalloc", "malloc_trim",
+	"malloc_usable_size", "mallinfo", "__libc_mallinfo", "mallinfo2",
+	"__libc_mallinfo2", "malloc_stats", "mallopt", "__libc_mallopt",
+	"malloc_info", NULL,
+};
+
 static int ptm_code_ranges(struct hi_alloc_ctx *ctx, hi_addr_t (**ranges)[2])
 {
 	struct ptm_priv *priv = ctx->priv;
 
 	/* arena.c and hooks.c are #included into malloc.c's unit. */
-	return hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
+	if (priv->dwarf)
+		return hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
+	/*
+	 * Without DWARF: the code around malloc.c's exported functions, where
+	 * the linker keeps its static ones (_int_malloc, _int_free,
+	 * sysmalloc, malloc_consolidate, ...) between them.
+	 */
+	return hi_sym_func_span(&priv->libc, ptm_malloc_funcs, ranges);
 }
 
 static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
@@ -420,6 +747,7 @@ const struct hi_allocator_ops ptmalloc_ops = {
 	.name = "glibc",
 	.probe = ptm_probe,
 	.locate = ptm_locate,
+	.verify = ptm_verify_op,
 	.busy = ptm_busy_op,
 	.code_ranges = ptm_code_ranges,
 	.read = ptm_read,

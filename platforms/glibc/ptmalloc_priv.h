@@ -21,27 +21,38 @@ struct ptm_field {
 
 /*
  * The members of struct malloc_state, struct malloc_par and struct
- * malloc_chunk that the walker uses.  On the DWARF path every one of these
- * comes from the target's own debug information.
+ * malloc_chunk that the walker and the checks use.  On the DWARF path every
+ * one of these comes from the target's own debug information; without it,
+ * from the built-in tables (ptmalloc_builds.c), which were generated from
+ * the DWARF of real builds.  Members marked optional have size 0 when the
+ * glibc has no such member.
  */
 struct ptm_layout {
 	/* struct malloc_state */
 	uint64_t state_size;
 	struct ptm_field mutex;
+	struct ptm_field flags;
 	struct ptm_field fastbins; /* fastbinsY[NFASTBINS] */
 	struct ptm_field top;
 	struct ptm_field bins;     /* bins[NBINS * 2 - 2] */
 	struct ptm_field next;
-	struct ptm_field attached_threads; /* size 0 when absent */
+	struct ptm_field attached_threads; /* optional */
 	struct ptm_field system_mem;
 	struct ptm_field max_system_mem;
-	struct ptm_field flags;    /* NONCONTIGUOUS_BIT; size 0: unknown */
 	/* struct malloc_par */
 	uint64_t par_size;
+	struct ptm_field trim_threshold;
+	struct ptm_field mmap_threshold;
+	struct ptm_field hp_pagesize;      /* optional: 2.35 and later */
 	struct ptm_field n_mmaps;
+	struct ptm_field n_mmaps_max;
+	struct ptm_field max_n_mmaps;
 	struct ptm_field mmapped_mem;
 	struct ptm_field max_mmapped_mem;
-	struct ptm_field sbrk_base; /* size 0: unknown */
+	struct ptm_field sbrk_base;
+	struct ptm_field tcache_bins;      /* optional: USE_TCACHE */
+	struct ptm_field tcache_max_bytes; /* optional */
+	struct ptm_field tcache_count;     /* optional */
 	/* heap_info (arena.c), the header of a non-main arena's heap */
 	uint64_t hinfo_size;       /* 0: unknown */
 	struct ptm_field h_ar_ptr;
@@ -61,6 +72,156 @@ struct ptm_where {
 	hi_addr_t main_arena;
 	hi_addr_t mp;
 };
+
+/* One member of a struct and the value it starts with, in libc's file. */
+struct ptm_init {
+	uint16_t off;
+	uint8_t size;
+	uint64_t value;
+};
+
+#define PTM_MAX_INIT 32
+
+/*
+ * What one real build of glibc says about its allocator, generated from its
+ * DWARF by hi_layoutgen (ptmalloc_gen.c): the layout, and the initial value
+ * of every member of mp_ as its file holds it (the compile-time defaults).
+ */
+struct ptm_build {
+	const char *name;      /* which build: distribution, package, version */
+	const char *build_id;  /* of that build's libc, for the record */
+	unsigned major, minor; /* its glibc version */
+	struct ptm_layout layout;
+	struct ptm_init par_init[PTM_MAX_INIT];
+	unsigned npar_init;
+};
+
+/* The builds the tables were generated from (ptmalloc_builds.c). */
+extern const struct ptm_build ptm_builds[];
+extern const unsigned ptm_nbuilds;
+
+/*
+ * The built-in table for glibc major.minor (ptmalloc_versions.c): the build
+ * whose struct malloc_state, malloc_par and malloc_chunk are those of that
+ * version.  Return it, or NULL when heapinspect knows no table for the
+ * version; *range is set to the versions that are known, for the message.
+ */
+const struct ptm_build *ptm_builtin_for(unsigned major, unsigned minor,
+					const char **range);
+
+/*
+ * The DWARF path: layout from the types of main_arena and mp_.  what names
+ * the member that could not be found (a buffer of whatsize).  Return 0,
+ * -HI_E_NOSYM, -HI_E_LAYOUT or -HI_E_DWARF.
+ */
+int ptm_layout_dwarf(const struct hi_sym_type *state,
+		     const struct hi_sym_type *par, struct ptm_layout *l,
+		     char *what, size_t whatsize);
+
+/*
+ * The target's libc file as the symbol-less finder sees it (ptmalloc.c backs
+ * it with symbols/, unit tests with byte buffers): its relative relocations
+ * (where, value), its initial contents at an address, and its writable
+ * sections with contents.  Addresses are the target's.  Each returns 0, what
+ * fn returned when non-zero, or a negative code.
+ */
+struct ptm_image {
+	int (*each_relative)(void *arg,
+			     int (*fn)(hi_addr_t where, hi_addr_t value,
+				       void *cb),
+			     void *cb);
+	int (*read)(void *arg, hi_addr_t addr, void *buf, size_t len);
+	int (*each_data)(void *arg,
+			 int (*fn)(hi_addr_t addr, const unsigned char *data,
+				   size_t size, void *cb),
+			 void *cb);
+	void *arg;
+};
+
+#define PTM_MAX_CAND 8
+
+/*
+ * Candidates for main_arena in libc's file, without symbols: main_arena is
+ * the only static struct malloc_state, and its initializer (malloc.c,
+ * 2.26 to 2.41: .mutex, .next = &main_arena, .attached_threads = 1) makes
+ * the linker emit a relative relocation at main_arena.next whose value is
+ * main_arena itself, while every other byte of it starts as zero (pwndbg
+ * finds it the same way).  Fill out[] with at most max addresses.  Return
+ * the number found, or a negative code from the image.
+ */
+int ptm_find_arena(const struct ptm_layout *l, const struct ptm_image *img,
+		   hi_addr_t *out, int max);
+
+/*
+ * Candidates for mp_ in libc's file: the places in its writable data that
+ * hold, at the build's offsets, every default value mp_ starts with
+ * (malloc.c: DEFAULT_TOP_PAD, DEFAULT_MMAP_MAX, DEFAULT_MMAP_THRESHOLD,
+ * DEFAULT_TRIM_THRESHOLD, arena_test and the tcache settings).  The file is
+ * read, not memory, so mallopt and tunables cannot have changed them yet.
+ * Return the number found (at most max), or a negative code.
+ */
+int ptm_find_par(const struct ptm_build *b, const struct ptm_image *img,
+		 hi_addr_t *out, int max);
+
+/* The checks a candidate pair passed or failed, for the user. */
+struct ptm_checks {
+	struct hi_check v[HI_MAX_CHECKS];
+	unsigned n;
+	unsigned passed;
+};
+
+/*
+ * Verify in the target's memory that w names main_arena and mp_: both in
+ * libc's writable data ([lib_lo, lib_hi)), the arena ring closes on itself,
+ * every bin is empty and points at itself or is a consistent list head,
+ * top lies inside [heap], system_mem agrees with the brk area, mp_.sbrk_base
+ * is the start of [heap], every other arena's heap points back at it, and
+ * mp_'s counters agree with one another.  The target must be stopped.
+ * Return 1 when every check passed, 0 when one failed (c says which and
+ * why), or a negative code when the reader failed for another reason than
+ * an unmapped address.
+ */
+int ptm_verify(const struct ptm_layout *l, const struct ptm_where *w,
+	       hi_addr_t lib_lo, hi_addr_t lib_hi, const struct hi_reader *r,
+	       const struct hi_maps *maps, struct ptm_checks *c);
+
+/*
+ * Verify every pair of candidates.  Return how many pairs passed every
+ * check: with 1, *found is that pair and *c its checks; with 0, *found and
+ * *c are the pair that passed the most checks, for the message; more than 1
+ * is ambiguous and must not be used.  Or a negative code from the reader.
+ */
+int ptm_select(const struct ptm_layout *l, const hi_addr_t *arenas,
+	       int narenas, const hi_addr_t *pars, int npars,
+	       hi_addr_t lib_lo, hi_addr_t lib_hi, const struct hi_reader *r,
+	       const struct hi_maps *maps, struct ptm_where *found,
+	       struct ptm_checks *c);
+
+/* One entry of the layout cache (ptmalloc_cache.c). */
+struct ptm_cached {
+	char located_by[16];  /* "dwarf" or "debuginfod" */
+	struct ptm_layout l;
+	uint64_t arena_off;   /* main_arena - the libc's lowest address */
+	uint64_t mp_off;
+};
+
+/*
+ * Load dir's entry for build_id.  Return 0, -ENOENT when there is none,
+ * -HI_E_CORRUPT with why set when the file is not a valid entry (it must
+ * then be ignored), or another -errno.
+ */
+int ptm_cache_load(const char *dir, const char *build_id,
+		   struct ptm_cached *out, char *why, size_t whysize);
+
+/* Write dir's entry for build_id atomically.  Return 0 or -errno. */
+int ptm_cache_store(const char *dir, const char *build_id,
+		    const struct ptm_cached *in);
+
+/* Remove dir's entry for build_id.  Return 0 or -errno. */
+int ptm_cache_remove(const char *dir, const char *build_id);
+
+/* A member's value from a copy of its struct (sizes 4 and 8; else 0). */
+uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
 
 /*
  * Check that a layout is one the walker can use: pointer-sized links, bins
@@ -127,9 +288,6 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	      const struct hi_reader *r, const struct hi_maps *maps,
 	      const unsigned char *st, hi_addr_t top, struct hi_arena *a);
-
-/* A member's value in a struct read from the target (size 4 or 8). */
-uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
 
 /* MALLOC_ALIGNMENT, MINSIZE, and chunksize() of a size field. */
 uint64_t ptm_align(const struct ptm_layout *l);

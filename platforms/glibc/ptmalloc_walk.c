@@ -94,17 +94,30 @@ int ptm_layout_check(const struct ptm_layout *l)
 	    !field_ok(&l->system_mem, l->state_size, 0, p) ||
 	    !field_ok(&l->max_system_mem, l->state_size, 0, p))
 		return -HI_E_LAYOUT;
+	if (!field_ok(&l->flags, l->state_size, 0, p))
+		return -HI_E_LAYOUT;
 	if (l->attached_threads.size &&
 	    !field_ok(&l->attached_threads, l->state_size, 0, p))
-		return -HI_E_LAYOUT;
-	if ((l->flags.size && !field_ok(&l->flags, l->state_size, 0, p)) ||
-	    (l->sbrk_base.size &&
-	     !field_ok(&l->sbrk_base, l->par_size, 1, p)))
 		return -HI_E_LAYOUT;
 	if (l->hinfo_size &&
 	    (l->hinfo_size > 256 || !field_ok(&l->h_ar_ptr, l->hinfo_size, 1, p) ||
 	     !field_ok(&l->h_prev, l->hinfo_size, 1, p) ||
 	     !field_ok(&l->h_size, l->hinfo_size, 0, p)))
+		return -HI_E_LAYOUT;
+	if (!field_ok(&l->trim_threshold, l->par_size, 0, p) ||
+	    !field_ok(&l->mmap_threshold, l->par_size, 0, p) ||
+	    !field_ok(&l->n_mmaps_max, l->par_size, 0, p) ||
+	    !field_ok(&l->max_n_mmaps, l->par_size, 0, p) ||
+	    !field_ok(&l->sbrk_base, l->par_size, 1, p))
+		return -HI_E_LAYOUT;
+	if ((l->hp_pagesize.size &&
+	     !field_ok(&l->hp_pagesize, l->par_size, 0, p)) ||
+	    (l->tcache_bins.size &&
+	     !field_ok(&l->tcache_bins, l->par_size, 0, p)) ||
+	    (l->tcache_max_bytes.size &&
+	     !field_ok(&l->tcache_max_bytes, l->par_size, 0, p)) ||
+	    (l->tcache_count.size &&
+	     !field_ok(&l->tcache_count, l->par_size, 0, p)))
 		return -HI_E_LAYOUT;
 	/* NFASTBINS is 10 and NBINS 128 in every glibc since 2.3. */
 	if (l->fastbins.count < 1 || l->fastbins.count > 64 ||

@@ -4,6 +4,7 @@ mallinfo2() figures.
 
     compare.py --heapinspect BIN --target BIN --scenario S
                [--debuginfo-path DIR] [--snapshots N] [--extra-arg ARG ...]
+               [--located-by dwarf|debuginfod|builtin]
 
 Starts `hi_target S`, waits for its ready line, runs
 `heapinspect -p PID --json [...]` N times (default 1) and checks each
@@ -20,9 +21,10 @@ Exit status 0 on pass, 1 on any mismatch or failure.
 import argparse
 import re
 import sys
+import tempfile
 
 from hi_live import FIGURES, SCHEMA, Failure, Target, heapinspect_argv, \
-    run_heapinspect
+    heapinspect_env, run_heapinspect
 
 TOP_KEYS = ("schema", "pid", "timestamp", "exe", "allocator", "consistent",
             "mallinfo2", "arenas", "process", "pause_us")
@@ -137,7 +139,7 @@ def check_relations(mi, arenas, problems):
                         % (mi["uordblks"], mi["arena"], mi["fordblks"]))
 
 
-def check_snapshot(snap, ready, pid):
+def check_snapshot(snap, ready, pid, located_by=None):
     """All checks of one snapshot; returns the list of problems."""
     problems = []
 
@@ -181,6 +183,16 @@ def check_snapshot(snap, ready, pid):
                     need(call.get("function") == "mallinfo" and
                          "wrap" in call.get("note", ""),
                          "mallinfo() called without the wrap note")
+        if located_by:
+            need(alloc.get("located_by") == located_by,
+                 "allocator.located_by is %r, not %r"
+                 % (alloc.get("located_by"), located_by))
+            loc = alloc.get("locate") or {}
+            if located_by == "builtin":
+                need(loc.get("verified") is True and loc.get("checks") and
+                     all(c.get("ok") for c in loc["checks"]),
+                     "the symbol-less addresses were not verified: %r"
+                     % loc.get("checks"))
 
     consistent = snap.get("consistent")
     mi = snap.get("mallinfo2")
@@ -240,9 +252,10 @@ def check_snapshot(snap, ready, pid):
         if idle and arenas and all(is_int(a.get("attached_threads"))
                                    for a in arenas):
             att = sum(a["attached_threads"] for a in arenas)
-            need(att <= ready["threads"],
+            nthreads = ready["threads"]
+            need(att <= nthreads,
                  "arenas have %d attached threads, the process %d"
-                 % (att, ready["threads"]))
+                 % (att, nthreads))
     pause = snap.get("pause_us")
     need(is_int(pause) and pause >= 0, "pause_us is %r" % pause)
     return problems
@@ -260,19 +273,21 @@ def run(args):
               % (args.scenario, pid, ready["api"], ready["threads"]))
         argv = heapinspect_argv(args.heapinspect, pid, args.debuginfo_path,
                                 args.extra_arg)
+        cache = tempfile.TemporaryDirectory(prefix="hi-cache-")
+        env = heapinspect_env(cache.name)
         failed = []
         for i in range(args.snapshots):
             # A target that keeps allocating may hold a lock in every
             # attempt: then exit 1 with the arena marked busy is right.
             snap, elapsed, err = run_heapinspect(
-                argv, 120, (0, 1) if ready["api"] == "none" else (0,))
+                argv, 120, (0, 1) if ready["api"] == "none" else (0,), env)
             print("snapshot %d/%d: %.3f s, pause_us %r"
                   % (i + 1, args.snapshots, elapsed,
                      snap.get("pause_us") if isinstance(snap, dict)
                      else None))
             if err:
                 print("  heapinspect stderr: %s" % err)
-            problems = check_snapshot(snap, ready, pid)
+            problems = check_snapshot(snap, ready, pid, args.located_by)
             for p in problems:
                 print("  FAIL: %s" % p)
             failed += ["snapshot %d: %s" % (i + 1, p) for p in problems]
@@ -287,6 +302,7 @@ def run(args):
                                           for k in changed))
         target.check()
         target.exit(30)
+        cache.cleanup()
         return failed
     finally:
         target.kill()
@@ -299,6 +315,9 @@ def main():
     ap.add_argument("--scenario", required=True)
     ap.add_argument("--debuginfo-path")
     ap.add_argument("--snapshots", type=int, default=1)
+    ap.add_argument("--located-by", choices=("dwarf", "debuginfod",
+                                             "builtin"),
+                    help="require allocator.located_by to be this")
     ap.add_argument("--extra-arg", action="append", default=[],
                     help="passed to heapinspect; may be repeated")
     args = ap.parse_args()

@@ -138,13 +138,25 @@ def heapinspect_argv(binary, pid, debuginfo_path=None, extra_args=()):
     return argv + list(extra_args)
 
 
-def run_heapinspect(argv, timeout=120, ok_codes=(0,)):
+def heapinspect_env(cache_dir=None, keep_debuginfod=False):
+    """The environment heapinspect runs in: no debuginfod server unless a
+    test asks for one (the host's profile may set DEBUGINFOD_URLS), and a
+    layout cache of the test's own, so that no test sees another's."""
+    env = dict(os.environ)
+    if not keep_debuginfod:
+        env.pop("DEBUGINFOD_URLS", None)
+    if cache_dir is not None:
+        env["XDG_CACHE_HOME"] = cache_dir
+    return env
+
+
+def run_heapinspect(argv, timeout=120, ok_codes=(0,), env=None):
     """Run heapinspect, require an exit status in ok_codes (0: complete;
     1: printed, some arena busy or corrupt), return its parsed JSON."""
     t0 = time.monotonic()
     try:
         res = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                             capture_output=True, timeout=timeout)
+                             capture_output=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise Failure("heapinspect: no result within %d s" % timeout) \
             from None

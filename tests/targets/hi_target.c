@@ -1090,6 +1090,108 @@ static int grow_alloc(const char *args)
 	return 0;
 }
 
+/*
+ * decoys: the mixed heap of build_mixed, and beside it byte patterns that a
+ * symbol-less locator could take for glibc's own: struct malloc_state look-
+ * alikes whose bins point at themselves and whose next points back at them
+ * (one in .data, initialized as glibc initializes main_arena, so that the
+ * executable carries the same relocation; one in .bss; one on the heap),
+ * and copies of mp_'s default values in both layouts (before and after
+ * glibc 2.35 added thp_pagesize, hp_pagesize and hp_flags) in .data, .bss
+ * and on the heap.  heapinspect must ignore them all.
+ */
+struct fake_state {
+	int mutex, flags, have_fastchunks;
+	void *fastbins[10];
+	void *top, *last_remainder;
+	void *bins[254];
+	unsigned binmap[4];
+	struct fake_state *next, *next_free;
+	size_t attached_threads, system_mem, max_system_mem;
+};
+
+struct fake_par_231 {
+	unsigned long trim_threshold;
+	size_t top_pad, mmap_threshold, arena_test, arena_max;
+	int n_mmaps, n_mmaps_max, max_n_mmaps, no_dyn_threshold;
+	size_t mmapped_mem, max_mmapped_mem;
+	char *sbrk_base;
+	size_t tcache_bins, tcache_max_bytes, tcache_count;
+	size_t tcache_unsorted_limit;
+};
+
+struct fake_par_235 {
+	unsigned long trim_threshold;
+	size_t top_pad, mmap_threshold, arena_test, arena_max;
+	size_t thp_pagesize, hp_pagesize;
+	int hp_flags, n_mmaps, n_mmaps_max, max_n_mmaps, no_dyn_threshold;
+	size_t mmapped_mem, max_mmapped_mem;
+	char *sbrk_base;
+	size_t tcache_bins, tcache_max_bytes, tcache_count;
+	size_t tcache_unsorted_limit;
+};
+
+#define FAKE_PAR_DEFAULTS                                                   \
+	.trim_threshold = 128 * 1024, .top_pad = 128 * 1024,               \
+	.mmap_threshold = 128 * 1024, .arena_test = 8,                     \
+	.n_mmaps_max = 65536, .tcache_bins = 64, .tcache_max_bytes = 1032, \
+	.tcache_count = 7
+
+static struct fake_state decoy_arena_data = {
+	.next = &decoy_arena_data,
+	.attached_threads = 1,
+};
+static struct fake_state decoy_arena_bss;
+static struct fake_par_231 decoy_par_231_data = { FAKE_PAR_DEFAULTS };
+static struct fake_par_235 decoy_par_235_data = { FAKE_PAR_DEFAULTS };
+static struct fake_par_231 decoy_par_231_bss;
+static struct fake_par_235 decoy_par_235_bss;
+
+/* What malloc_init_state does to an arena: bins and top at themselves. */
+static void fake_init(struct fake_state *a)
+{
+	for (size_t i = 0; i < 127; i++) {
+		/* bin_at (a, i + 1): the pair seen as a chunk's fd/bk. */
+		void *b = (char *)&a->bins[2 * i] - 2 * sizeof(void *);
+
+		a->bins[2 * i] = b;
+		a->bins[2 * i + 1] = b;
+	}
+	a->top = (char *)&a->bins[0] - 2 * sizeof(void *);
+	a->next = a;
+	a->attached_threads = 1;
+}
+
+/* Not in blocks[]: their contents are not a fill pattern. */
+static void *volatile decoy_keep[4];
+
+static void sc_decoys(void)
+{
+	static const struct fake_par_231 p231 = { FAKE_PAR_DEFAULTS };
+	static const struct fake_par_235 p235 = { FAKE_PAR_DEFAULTS };
+	struct fake_state *heap_arena;
+	void *heap_par;
+
+	build_mixed(0, 5000, 0x5eed0006);
+	fake_init(&decoy_arena_data);
+	fake_init(&decoy_arena_bss);
+	decoy_par_231_bss = p231;
+	decoy_par_235_bss = p235;
+	/* On the heap too (kept, never freed: part of the figures). */
+	heap_arena = malloc(sizeof(*heap_arena));
+	heap_par = malloc(sizeof(p231) + sizeof(p235));
+	if (!heap_arena || !heap_par)
+		die("malloc failed", NULL);
+	memset(heap_arena, 0, sizeof(*heap_arena));
+	fake_init(heap_arena);
+	memcpy(heap_par, &p231, sizeof(p231));
+	memcpy((char *)heap_par + sizeof(p231), &p235, sizeof(p235));
+	decoy_keep[0] = heap_arena;
+	decoy_keep[1] = heap_par;
+	decoy_keep[2] = &decoy_par_231_data;
+	decoy_keep[3] = &decoy_par_235_data;
+}
+
 static const struct scenario {
 	const char *name;
 	void (*build)(void);
@@ -1111,6 +1213,7 @@ static const struct scenario {
 	{ "steady", sc_steady },
 	{ "mmap_grow", sc_mmap_grow },
 	{ "grow", sc_grow },
+	{ "decoys", sc_decoys },
 };
 
 /* ---------------------------------------------------------------- */

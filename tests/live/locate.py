@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""How heapinspect finds the allocator, beyond the plain DWARF path:
+
+- the layout cache: a first run with debug information fills it, a second
+  one without gets exact figures from it (located_by "dwarf", from_cache);
+  a damaged cache file is ignored with a note, --no-cache writes nothing;
+- a glibc version with no built-in layout and no debug information (a copy
+  of the host's libc whose version banner says 2.99): a clear refusal,
+  exit 2, and no figure printed.
+
+Every case prints PASS or FAIL; exit 0 only when all passed.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import check_snapshot  # noqa: E402
+from hi_live import Failure, Target, heapinspect_env  # noqa: E402
+
+results = {"pass": 0, "fail": 0}
+
+
+def case(name, fn):
+    try:
+        fn()
+    except Failure as e:
+        results["fail"] += 1
+        print("FAIL %s: %s" % (name, e))
+        return
+    results["pass"] += 1
+    print("PASS %s" % name)
+
+
+def run(argv, env):
+    res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=120, env=env)
+    return (res.returncode, res.stdout.decode("utf-8", "replace"),
+            res.stderr.decode("utf-8", "replace"))
+
+
+def snapshot(hi, t, ready, env, extra, located_by, from_cache):
+    rc, out, err = run([hi, "-p", str(t.pid), "--json"] + extra, env)
+    if rc != 0:
+        raise Failure("exit %d: %s" % (rc, err.strip()))
+    snap = json.loads(out)
+    problems = check_snapshot(snap, ready, t.pid, located_by)
+    loc = snap["allocator"]["locate"]
+    if loc.get("from_cache") is not from_cache:
+        problems.append("from_cache is %r" % loc.get("from_cache"))
+    if problems:
+        raise Failure("; ".join(problems))
+    return snap, err
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--heapinspect", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--libc", required=True,
+                    help="the libc the target runs with (to copy)")
+    args = ap.parse_args()
+    hi = args.heapinspect
+    tmp = tempfile.mkdtemp(prefix="hi-locate-")
+
+    def cache():
+        env = heapinspect_env(os.path.join(tmp, "xdg"))
+        t = Target(args.target, "mixed")
+        try:
+            ready = t.wait_ready()
+            snapshot(hi, t, ready, env, [], "dwarf", False)
+            files = glob.glob(os.path.join(tmp, "xdg", "heapinspect",
+                                           "glibc-*.layout"))
+            if len(files) != 1:
+                raise Failure("cache files: %r" % files)
+            # No debug information now: the cache alone gives the layout.
+            hidden = ["--debuginfo-path", "/nonexistent"]
+            snapshot(hi, t, ready, env, hidden, "dwarf", True)
+            # A damaged entry is ignored, with a note, and never used.
+            with open(files[0], "r+") as f:
+                text = f.read().replace("\ntop 96,", "\ntop 104,")
+                f.seek(0)
+                f.write(text)
+            snap, _ = snapshot(hi, t, ready, env, hidden, "builtin", False)
+            note = snap["allocator"]["locate"].get("cache_note") or ""
+            if "ignored" not in note:
+                raise Failure("no note of the ignored cache file: %r"
+                              % note)
+            # --no-cache neither reads nor writes.
+            os.unlink(files[0])
+            snapshot(hi, t, ready, env, ["--no-cache"], "dwarf", False)
+            if os.path.exists(files[0]):
+                raise Failure("--no-cache wrote %s" % files[0])
+            t.check()
+            t.exit()
+        finally:
+            t.kill()
+
+    def unknown_version():
+        lib = os.path.join(tmp, "lib")
+        os.makedirs(lib)
+        with open(args.libc, "rb") as f:
+            data = f.read()
+        banner = b"release version 2."
+        at = data.find(banner)
+        if at < 0:
+            raise Failure("no version banner in %s" % args.libc)
+        at += len(banner)
+        data = data[:at] + b"99" + data[at + 2:]
+        with open(os.path.join(lib, "libc.so.6"), "wb") as f:
+            f.write(data)
+        env = heapinspect_env(os.path.join(tmp, "xdg2"))
+        tenv = dict(os.environ, LD_LIBRARY_PATH=lib)
+        t = Target.__new__(Target)
+        t.proc = subprocess.Popen([args.target, "mixed"],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, bufsize=0, env=tenv)
+        t.pid, t.buf = t.proc.pid, b""
+        try:
+            t.wait_ready()
+            maps = open("/proc/%d/maps" % t.pid).read()
+            if os.path.join(lib, "libc.so.6") not in maps:
+                raise Failure("the target does not run the patched libc")
+            rc, out, err = run([hi, "-p", str(t.pid), "--debuginfo-path",
+                                "/nonexistent"], env)
+            if rc != 2 or out.strip():
+                raise Failure("exit %d, stdout %r" % (rc, out[:200]))
+            for want in ("glibc 2.99 has no built-in layout",
+                         "2.31 to 2.41", "nothing was read"):
+                if want not in err:
+                    raise Failure("stderr lacks %r: %s" % (want, err))
+            print("  %s" % err.strip().splitlines()[0])
+            t.check()
+            t.exit()
+        finally:
+            t.kill()
+
+    try:
+        case("layout cache", cache)
+        case("unknown glibc version", unknown_version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (results["pass"], results["fail"]))
+    return 1 if results["fail"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
