@@ -191,8 +191,8 @@ static int report_error(const struct hi_snapshot_opts *o,
 		       err->detail[0] ? err->detail : "?");
 		break;
 	case -HI_E_CORRUPT:
-		errmsg("pid %d: the list of arenas is corrupt; nothing could be "
-		       "read", pid);
+		errmsg("pid %d: the list of arenas is corrupt at %s; nothing "
+		       "could be read", pid, err->detail[0] ? err->detail : "?");
 		break;
 	case -HI_E_EXITED:
 		errmsg("pid %d exited while it was being read", pid);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <inttypes.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,10 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		s->pc_busy = lone_thread_in_malloc(&t, arch, code, ncode);
 		if ((busy <= 0 && !s->pc_busy) || last) {
 			ret = ops->read(&ctx, 1, &s->heap);
+			if (ret == -HI_E_CORRUPT)
+				snprintf(ctx.why, sizeof(ctx.why),
+					 HI_PRIxADDR ": %s", s->heap.bad_addr,
+					 s->heap.why);
 			break;
 		}
 		hi_target_resume(&t);

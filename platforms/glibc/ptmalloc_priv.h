@@ -65,12 +65,13 @@ int ptm_layout_check(const struct ptm_layout *l);
 /*
  * The arenas on the ring that starts at main_arena, following next.
  * *out is malloc'd.  The target must be stopped.  Return the count, -errno
- * from the reader, or -HI_E_CORRUPT (*bad set) when the ring leaves
- * writable memory or does not close.
+ * from the reader, or -HI_E_CORRUPT with *bad and why (why_size bytes) set
+ * when the ring leaves writable memory, loops without coming back to
+ * main_arena, or holds arenas that overlap.
  */
 int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 	     const struct hi_reader *r, const struct hi_maps *maps,
-	     hi_addr_t **out, hi_addr_t *bad);
+	     hi_addr_t **out, hi_addr_t *bad, char *why, size_t why_size);
 
 /*
  * The number of arenas whose mutex is held.  The target must be stopped.
@@ -86,8 +87,11 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
  * reported with status -HI_E_BUSY instead of being walked.  Return 0 with
  * heap->complete set when every arena was read, 0 with it clear when some
  * arena was busy or corrupt (see its status), or a negative code when the
- * ring itself could not be read.  heap is the caller's; free its arenas with
- * hi_heap_free.
+ * ring itself could not be read (-HI_E_CORRUPT with heap->bad_addr and
+ * heap->why set).  The work is bounded by the size of the writable
+ * mappings: all free lists together may hold no more chunks than fit in
+ * them, whatever the arenas' counters say.  heap is the caller's; free its
+ * arenas with hi_heap_free.
  */
 int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		  const struct hi_reader *r, const struct hi_maps *maps,
