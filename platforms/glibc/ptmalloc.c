@@ -198,8 +198,6 @@ static int layout_from_dwarf(struct hi_alloc_ctx *ctx,
 static int ptm_locate(struct hi_alloc_ctx *ctx)
 {
 	struct ptm_priv *priv = ctx->priv;
-	struct hi_sym_type state, par;
-	const char *debug_file = NULL;
 	char banner[4096];
 	unsigned maj, min;
 	int ret;
@@ -219,26 +217,46 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
 	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
 	priv->l.safe_linking = maj > 2 || (maj == 2 && min >= 32);
+	return ptm_locate_dwarf(ctx, &priv->libc, &priv->l, &priv->w);
+}
 
-	ret = hi_sym_load_debug(&priv->libc, &debug_file);
+int ptm_locate_dwarf(struct hi_alloc_ctx *ctx, const struct hi_sym_module *libc,
+		     struct ptm_layout *l, struct ptm_where *w)
+{
+	struct hi_sym_type state, par;
+	const char *debug_file = NULL;
+	int ret;
+
+	ret = hi_sym_load_debug(libc, &debug_file);
 	if (ret)
 		return ret;
 	snprintf(ctx->debug_file, sizeof(ctx->debug_file), "%s",
 		 debug_file ? debug_file : "");
 
-	ret = hi_sym_variable(&priv->libc, "malloc.c", "main_arena",
-			      &priv->w.main_arena, &state);
+	ret = hi_sym_variable(libc, "malloc.c", "main_arena", &w->main_arena,
+			      &state);
 	if (ret) {
 		snprintf(ctx->why, sizeof(ctx->why), "main_arena");
 		return ret;
 	}
-	ret = hi_sym_variable(&priv->libc, "malloc.c", "mp_", &priv->w.mp,
-			      &par);
+	ret = hi_sym_variable(libc, "malloc.c", "mp_", &w->mp, &par);
 	if (ret) {
 		snprintf(ctx->why, sizeof(ctx->why), "mp_");
 		return ret;
 	}
-	return layout_from_dwarf(ctx, &state, &par, &priv->l);
+	return layout_from_dwarf(ctx, &state, &par, l);
+}
+
+int ptm_located(const struct hi_alloc_ctx *ctx, struct ptm_layout *l,
+		struct ptm_where *w)
+{
+	const struct ptm_priv *priv = ctx->priv;
+
+	if (!priv || !priv->w.main_arena)
+		return -EINVAL;
+	*l = priv->l;
+	*w = priv->w;
+	return 0;
 }
 
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)

@@ -97,4 +97,25 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		  const struct hi_reader *r, const struct hi_maps *maps,
 		  int skip_locked, struct hi_heap *heap);
 
+/*
+ * The DWARF half of locate: load libc's debug information, find main_arena
+ * and mp_ in malloc.c's unit and the layout of their structs.  l->safe_linking
+ * is left as it is (it comes from the version banner).  Return 0 or a
+ * negative code with ctx->why naming what is missing; ctx->debug_file is
+ * set once the debug file is found.  Separate from locate so that the fuzz
+ * target can run it over malformed ELF files that have no banner.
+ */
+int ptm_locate_dwarf(struct hi_alloc_ctx *ctx, const struct hi_sym_module *libc,
+		     struct ptm_layout *l, struct ptm_where *w);
+
+/*
+ * What ptmalloc_ops.locate found for ctx: the layout and the addresses of
+ * main_arena and mp_, for tools that save heap images.  0, or -EINVAL when
+ * locate has not succeeded.
+ */
+int ptm_located(const struct hi_alloc_ctx *ctx, struct ptm_layout *l,
+		struct ptm_where *w);
+
+extern const struct hi_allocator_ops ptmalloc_ops;
+
 #endif
