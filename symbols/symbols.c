@@ -9,6 +9,7 @@
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
@@ -62,6 +63,54 @@ int hi_sym_open(pid_t pid, const char *debuginfo_path, struct hi_sym **out)
 
 err_end:
 	dwfl_report_end(sym->dwfl, NULL, NULL);
+err_dwfl:
+	dwfl_end(sym->dwfl);
+err_free:
+	free(sym->debuginfo_path);
+	free(sym);
+	return ret;
+}
+
+int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
+		    struct hi_sym **out)
+{
+	struct hi_sym *sym;
+	int ret = -HI_E_DWARF;
+
+	sym = calloc(1, sizeof(*sym));
+	if (!sym) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (debuginfo_path) {
+		sym->debuginfo_path = strdup(debuginfo_path);
+		if (!sym->debuginfo_path) {
+			close(fd);
+			ret = -ENOMEM;
+			goto err_free;
+		}
+	}
+	sym->callbacks.find_elf = dwfl_build_id_find_elf;
+	sym->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+	sym->callbacks.section_address = dwfl_offline_section_address;
+	sym->callbacks.debuginfo_path =
+		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
+	sym->dwfl = dwfl_begin(&sym->callbacks);
+	if (!sym->dwfl) {
+		close(fd);
+		goto err_free;
+	}
+	dwfl_report_begin(sym->dwfl);
+	/* libdwfl owns fd from here on, and closes it on failure too. */
+	if (!dwfl_report_offline(sym->dwfl, name, name, fd)) {
+		dwfl_report_end(sym->dwfl, NULL, NULL);
+		goto err_dwfl;
+	}
+	if (dwfl_report_end(sym->dwfl, NULL, NULL) != 0)
+		goto err_dwfl;
+	*out = sym;
+	return 0;
+
 err_dwfl:
 	dwfl_end(sym->dwfl);
 err_free:
