@@ -130,6 +130,39 @@ static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
 }
 
+/*
+ * A debug file that is where the build-id says but that elfutils refused
+ * (truncated, corrupt, or of another build): name it, as the user may have
+ * put it there and would otherwise look for a missing file.
+ */
+static void refused_debug_files(const char *dpath, const char *build_id)
+{
+	const char *p = dpath ? dpath : "/usr/lib/debug";
+
+	while (*p) {
+		size_t len = strcspn(p, ":");
+		const char *dir = p;
+		char file[4096];
+
+		/* elfutils' '+' and '-' prefixes say how to check CRCs. */
+		if (len && (*dir == '+' || *dir == '-')) {
+			dir++;
+			len--;
+		}
+		if (len && *dir == '/' &&
+		    snprintf(file, sizeof(file), "%.*s/.build-id/%.2s/%s.debug",
+			     (int)len, dir, build_id, build_id + 2) <
+			    (int)sizeof(file) &&
+		    access(file, F_OK) == 0)
+			fprintf(stderr, "  %s is there, but it is not usable "
+				"debug information for it: truncated, corrupt, "
+				"or of another build\n", file);
+		p += strcspn(p, ":");
+		if (*p)
+			p++;
+	}
+}
+
 static int report_error(const struct hi_snapshot_opts *o,
 			const struct hi_snapshot_err *err,
 			const struct hi_snapshot *s)
@@ -175,6 +208,8 @@ static int report_error(const struct hi_snapshot_opts *o,
 		errmsg("no debug information for the libc of pid %d: %s, "
 		       "build-id %s", pid, s->libc_path,
 		       err->detail[0] ? err->detail : "(none)");
+		if (err->detail[0])
+			refused_debug_files(o->debuginfo_path, err->detail);
 		fprintf(stderr, "  install the distribution's debug package for "
 			"libc (Debian, Ubuntu: libc6-dbg; Fedora, RHEL: "
 			"glibc-debuginfo),\n  or pass --debuginfo-path DIR "
