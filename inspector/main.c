@@ -232,6 +232,10 @@ static int report_error(const struct hi_snapshot_opts *o,
 	case -HI_E_EXITED:
 		errmsg("pid %d exited while it was being read", pid);
 		break;
+	case -HI_E_EXECED:
+		errmsg("pid %d executed a new program while it was being read; "
+		       "nothing was read: run heapinspect again", pid);
+		break;
 	case -ETIMEDOUT:
 		errmsg("pid %d: a thread did not stop within %u ms (in "
 		       "uninterruptible sleep?); nothing was read", pid,

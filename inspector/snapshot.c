@@ -85,6 +85,18 @@ static int lone_thread_in_malloc(struct hi_target *t,
 	return 0;
 }
 
+/* Whether the process's auxv is no longer the one read before. */
+static int execed(pid_t pid, const unsigned char *auxv, ssize_t len)
+{
+	unsigned char now[4096];
+	ssize_t n;
+
+	if (len <= 0)
+		return 0;
+	n = hi_proc_auxv(pid, now, sizeof(now));
+	return n > 0 && (n != len || memcmp(now, auxv, n) != 0);
+}
+
 static void pause_between(unsigned attempt)
 {
 	unsigned ms = 1u << (attempt < 6 ? attempt : 6);
@@ -104,6 +116,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	struct hi_maps maps = { 0 };
 	struct hi_reader reader;
 	hi_addr_t(*code)[2] = NULL;
+	unsigned char auxv[4096];
+	ssize_t auxv_len;
 	int ncode = 0, ret, refused = 0;
 	char path[64];
 	ssize_t n;
@@ -133,6 +147,12 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	n = readlink(path, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
 
+	/*
+	 * Everything below is located in the program the process runs now;
+	 * if it executes another one before it is stopped, the addresses
+	 * mean nothing there.  The auxiliary vector tells (target.h).
+	 */
+	auxv_len = hi_proc_auxv(o->pid, auxv, sizeof(auxv));
 	ctx.pid = o->pid;
 	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 	if (ret) {
@@ -182,8 +202,16 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		int busy, last = attempt >= o->attempts;
 
 		ret = hi_target_stop(&t, o->stop_timeout_ms);
-		if (ret)
+		if (ret) {
+			/* An execve kills the other threads: a stop fails. */
+			if (execed(o->pid, auxv, auxv_len))
+				ret = -HI_E_EXECED;
 			goto out_target;
+		}
+		if (execed(o->pid, auxv, auxv_len)) {
+			ret = -HI_E_EXECED;
+			goto out_resume;
+		}
 		clock_gettime(CLOCK_REALTIME, &s->when);
 		s->attempts = attempt;
 		free(maps.v);
@@ -229,7 +257,8 @@ out_target:
 	hi_target_fini(&t);
 	free(maps.v);
 	free(code);
-	if (ret == -ESRCH || (ret && kill(o->pid, 0) != 0 && errno == ESRCH))
+	if (ret != -HI_E_EXECED &&
+	    (ret == -ESRCH || (ret && kill(o->pid, 0) != 0 && errno == ESRCH)))
 		ret = -HI_E_EXITED;
 	if (ret == 0 && hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
 		ret = -HI_E_EXITED;

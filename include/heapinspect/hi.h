@@ -38,7 +38,8 @@ typedef uint64_t hi_addr_t;
 	HI_ERROR(ZOMBIE, "the target is a zombie")                           \
 	HI_ERROR(KTHREAD, "the target is a kernel thread")                   \
 	HI_ERROR(UNSUPPORTED, "unsupported target architecture")             \
-	HI_ERROR(TOOBIG, "a bound was exceeded")
+	HI_ERROR(TOOBIG, "a bound was exceeded")                             \
+	HI_ERROR(EXECED, "the target executed a new program")
 
 enum hi_error {
 	HI_E_BASE = 4096,

@@ -27,6 +27,8 @@
  *           count sleeps and polls that failed with EINTR or returned
  *           early: "bad eintr=<n> short=<n>[ data]\n" if any did
  *   release ("locked" only) let malloc_stats() finish, then report
+ *   exec S  execute hi_target S in this process (same pid, stdin and
+ *           stdout), which builds its heap and writes a new ready line
  *   exit    (or EOF) exit with status 0 if the data is intact, 1 if not
  * Anything else is answered with "error unknown command\n".
  * Errors (usage, unknown scenario, allocation failure) go to fd 2 and exit
@@ -1025,6 +1027,16 @@ int main(int argc, char **argv)
 				put_str("\n");
 			}
 			flush_out();
+		} else if (!strncmp(line, "exec ", 5) && !busy) {
+			/*
+			 * Become `hi_target SCENARIO` anew, on the same pid,
+			 * stdin and stdout: it builds its heap and writes its
+			 * own ready line.
+			 */
+			char *nargv[] = { argv[0], line + 5, NULL };
+
+			execv("/proc/self/exe", nargv);
+			die("execv failed", strerror(errno));
 		} else if (!strcmp(line, "exit")) {
 			break;
 		} else {
