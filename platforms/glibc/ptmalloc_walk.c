@@ -805,10 +805,14 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 
 	memset(heap, 0, sizeof(*heap));
 	for (size_t i = 0; i < maps->n; i++) {
-		if ((maps->v[i].prot & (HI_PROT_R | HI_PROT_W)) ==
+		uint64_t fit = (maps->v[i].end - maps->v[i].start) /
+			       ptm_minsize(l);
+
+		if ((maps->v[i].prot & (HI_PROT_R | HI_PROT_W)) !=
 		    (HI_PROT_R | HI_PROT_W))
-			left += (maps->v[i].end - maps->v[i].start) /
-				ptm_minsize(l);
+			continue;
+		/* Saturating: a corrupt mappings list cannot wrap it. */
+		left = left + fit < left ? UINT64_MAX : left + fit;
 	}
 	par = malloc(l->par_size);
 	if (!par)

@@ -287,9 +287,12 @@ uint64_t hi_image_rw_bytes(const struct hi_image *im)
 	for (size_t i = 0; i < im->maps.n; i++) {
 		const struct hi_map *m = &im->maps.v[i];
 
+		/* Saturating: a fuzzed image may claim the whole space. */
 		if ((m->prot & (HI_PROT_R | HI_PROT_W)) ==
 		    (HI_PROT_R | HI_PROT_W))
-			n += m->end - m->start;
+			n = n + (m->end - m->start) < n
+				    ? UINT64_MAX
+				    : n + (m->end - m->start);
 	}
 	return n;
 }
