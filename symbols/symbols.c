@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <gelf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,6 +76,8 @@ int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
 		    struct hi_sym **out)
 {
 	struct hi_sym *sym;
+	Dwfl_Module *mod;
+	char path[64];
 	int ret = -HI_E_DWARF;
 
 	sym = calloc(1, sizeof(*sym));
@@ -101,8 +104,15 @@ int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
 		goto err_free;
 	}
 	dwfl_report_begin(sym->dwfl);
-	/* libdwfl owns fd from here on, and closes it on failure too. */
-	if (!dwfl_report_offline(sym->dwfl, name, name, fd)) {
+	/*
+	 * Not fd itself: libdwfl 0.188 leaks a descriptor it was given for a
+	 * file it refuses (found by fuzz_elf: EMFILE after ~1000 inputs).
+	 * Given a path, it opens and closes its own.
+	 */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	mod = dwfl_report_offline(sym->dwfl, name, path, -1);
+	close(fd);
+	if (!mod) {
 		dwfl_report_end(sym->dwfl, NULL, NULL);
 		goto err_dwfl;
 	}

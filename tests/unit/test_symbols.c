@@ -10,9 +10,11 @@
  * (offsetof and sizeof here, not what symbols/ read), and the version in its
  * banner.  Then every truncation of the file at 1/64 steps and 2,000 copies
  * with bytes flipped (a fixed seed) must give an error or a layout that
- * passes ptm_layout_check, never a crash: the deterministic counterpart of
- * the fuzz_elf target, run under the sanitizers in CI.
+ * passes ptm_layout_check, never a crash, and no file descriptor left
+ * open: the deterministic counterpart of the fuzz_elf target, run under
+ * the sanitizers in CI.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -70,6 +72,21 @@ static int locate(const unsigned char *buf, size_t len, struct ptm_layout *l,
 	return ret;
 }
 
+/* Open descriptors: none may leak, whatever the file (libdwfl did). */
+static int open_fds(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n++;
+	closedir(d);
+	return n;
+}
+
 #define SAME(f, st, m)                                                       \
 	CHECK(l.f.off == offsetof(struct st, m) &&                           \
 	      l.f.size == sizeof(((struct st *)0)->m),                       \
@@ -84,7 +101,7 @@ int main(int argc, char **argv)
 	char version[32] = "";
 	struct stat st;
 	uint64_t x = 1;
-	int fd, ret, errors = 0;
+	int fd, ret, errors = 0, fds;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_symbols LIBSEEDC\n");
@@ -134,6 +151,7 @@ int main(int argc, char **argv)
 		      "addresses");
 	}
 
+	fds = open_fds();
 	/* Truncated: an error each time (or, past the DWARF, the same). */
 	for (int k = 0; k < 64; k++) {
 		size_t len = (size_t)st.st_size * k / 64;
@@ -160,6 +178,7 @@ int main(int argc, char **argv)
 		      "flipped copy %d: %d", k, ret);
 		errors += ret < 0;
 	}
+	CHECK(open_fds() == fds, "%d descriptors leaked", open_fds() - fds);
 	printf("truncated and flipped copies: %d refused with an error\n",
 	       errors);
 	printf("%d passed, %d failed\n", checks - failures, failures);
