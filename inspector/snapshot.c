@@ -97,6 +97,26 @@ static int execed(pid_t pid, const unsigned char *auxv, ssize_t len)
 	return n > 0 && (n != len || memcmp(now, auxv, n) != 0);
 }
 
+/*
+ * After a failed stop: an execve kills the other threads first (de_thread)
+ * and sets up the new auxv a moment later (create_elf_tables), so give it
+ * up to 100 ms before deciding it was not an exec.
+ */
+static int execed_after_failure(pid_t pid, const unsigned char *auxv,
+				ssize_t len)
+{
+	for (int i = 0; i < 10; i++) {
+		struct timespec ts = { 0, 10000000L };
+
+		if (execed(pid, auxv, len))
+			return 1;
+		if (kill(pid, 0) != 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 static void pause_between(unsigned attempt)
 {
 	unsigned ms = 1u << (attempt < 6 ? attempt : 6);
@@ -204,7 +224,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ret = hi_target_stop(&t, o->stop_timeout_ms);
 		if (ret) {
 			/* An execve kills the other threads: a stop fails. */
-			if (execed(o->pid, auxv, auxv_len))
+			if (execed_after_failure(o->pid, auxv, auxv_len))
 				ret = -HI_E_EXECED;
 			goto out_target;
 		}
