@@ -190,6 +190,39 @@ static void debuginfod_note(const struct hi_snapshot *s)
 	       s->loc.located_by ? s->loc.located_by : "another method");
 }
 
+/*
+ * A debug file that is where the build-id says but that elfutils refused
+ * (truncated, corrupt, or of another build): name it, as the user may have
+ * put it there and would otherwise look for a missing file.
+ */
+static void refused_debug_files(const char *dpath, const char *build_id)
+{
+	const char *p = dpath ? dpath : "/usr/lib/debug";
+
+	while (*p) {
+		size_t len = strcspn(p, ":");
+		const char *dir = p;
+		char file[4096];
+
+		/* elfutils' '+' and '-' prefixes say how to check CRCs. */
+		if (len && (*dir == '+' || *dir == '-')) {
+			dir++;
+			len--;
+		}
+		if (len && *dir == '/' &&
+		    snprintf(file, sizeof(file), "%.*s/.build-id/%.2s/%s.debug",
+			     (int)len, dir, build_id, build_id + 2) <
+			    (int)sizeof(file) &&
+		    access(file, F_OK) == 0)
+			fprintf(stderr, "  %s is there, but it is not usable "
+				"debug information for it: truncated, corrupt, "
+				"or of another build\n", file);
+		p += strcspn(p, ":");
+		if (*p)
+			p++;
+	}
+}
+
 int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot_err *err,
 		 const struct hi_snapshot *s)
@@ -235,6 +268,8 @@ int report_error(const struct hi_snapshot_opts *o,
 		errmsg("no debug information for the libc of pid %d: %s, "
 		       "build-id %s", pid, s->libc_path,
 		       err->detail[0] ? err->detail : "(none)");
+		if (err->detail[0])
+			refused_debug_files(o->debuginfo_path, err->detail);
 		fprintf(stderr, "  install the distribution's debug package for "
 			"libc (Debian, Ubuntu: libc6-dbg; Fedora, RHEL: "
 			"glibc-debuginfo),\n  or pass --debuginfo-path DIR "
@@ -273,11 +308,15 @@ int report_error(const struct hi_snapshot_opts *o,
 		       err->detail[0] ? err->detail : "?");
 		break;
 	case -HI_E_CORRUPT:
-		errmsg("pid %d: the list of arenas is corrupt; nothing could be "
-		       "read", pid);
+		errmsg("pid %d: the list of arenas is corrupt at %s; nothing "
+		       "could be read", pid, err->detail[0] ? err->detail : "?");
 		break;
 	case -HI_E_EXITED:
 		errmsg("pid %d exited while it was being read", pid);
+		break;
+	case -HI_E_EXECED:
+		errmsg("pid %d executed a new program while it was being read; "
+		       "nothing was read: run heapinspect again", pid);
 		break;
 	case -ETIMEDOUT:
 		errmsg("pid %d: a thread did not stop within %u ms (in "

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <inttypes.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,38 @@ static int lone_thread_in_malloc(struct hi_target *t,
 	return 0;
 }
 
+/* Whether the process's auxv is no longer the one read before. */
+static int execed(pid_t pid, const unsigned char *auxv, ssize_t len)
+{
+	unsigned char now[4096];
+	ssize_t n;
+
+	if (len <= 0)
+		return 0;
+	n = hi_proc_auxv(pid, now, sizeof(now));
+	return n > 0 && (n != len || memcmp(now, auxv, n) != 0);
+}
+
+/*
+ * After a failed stop: an execve kills the other threads first (de_thread)
+ * and sets up the new auxv a moment later (create_elf_tables), so give it
+ * up to 100 ms before deciding it was not an exec.
+ */
+static int execed_after_failure(pid_t pid, const unsigned char *auxv,
+				ssize_t len)
+{
+	for (int i = 0; i < 10; i++) {
+		struct timespec ts = { 0, 10000000L };
+
+		if (execed(pid, auxv, len))
+			return 1;
+		if (kill(pid, 0) != 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 static void pause_between(unsigned attempt)
 {
 	unsigned ms = 1u << (attempt < 6 ? attempt : 6);
@@ -134,6 +167,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	struct hi_maps maps = { 0 };
 	struct hi_reader reader;
 	hi_addr_t(*code)[2] = NULL;
+	unsigned char auxv[4096];
+	ssize_t auxv_len;
 	int ncode = 0, ret, refused = 0;
 	char path[64];
 	ssize_t n;
@@ -163,6 +198,12 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	n = readlink(path, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
 
+	/*
+	 * Everything below is located in the program the process runs now;
+	 * if it executes another one before it is stopped, the addresses
+	 * mean nothing there.  The auxiliary vector tells (target.h).
+	 */
+	auxv_len = hi_proc_auxv(o->pid, auxv, sizeof(auxv));
 	ctx.pid = o->pid;
 	/*
 	 * How free chunks are counted: following the lists, or reading the
@@ -240,8 +281,16 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		int busy, last = attempt >= o->attempts;
 
 		ret = hi_target_stop(&t, o->stop_timeout_ms);
-		if (ret)
+		if (ret) {
+			/* An execve kills the other threads: a stop fails. */
+			if (execed_after_failure(o->pid, auxv, auxv_len))
+				ret = -HI_E_EXECED;
 			goto out_target;
+		}
+		if (execed(o->pid, auxv, auxv_len)) {
+			ret = -HI_E_EXECED;
+			goto out_resume;
+		}
 		clock_gettime(CLOCK_REALTIME, &s->when);
 		s->attempts = attempt;
 		free(maps.v);
@@ -277,6 +326,10 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		}
 		if ((busy <= 0 && !s->pc_busy) || last) {
 			ret = ops->read(&ctx, 1, &s->heap);
+			if (ret == -HI_E_CORRUPT)
+				snprintf(ctx.why, sizeof(ctx.why),
+					 HI_PRIxADDR ": %s", s->heap.bad_addr,
+					 s->heap.why);
 			break;
 		}
 		hi_target_resume(&t);
@@ -303,7 +356,8 @@ out_target:
 	hi_target_fini(&t);
 	free(maps.v);
 	free(code);
-	if (ret == -ESRCH || (ret && kill(o->pid, 0) != 0 && errno == ESRCH))
+	if (ret != -HI_E_EXECED &&
+	    (ret == -ESRCH || (ret && kill(o->pid, 0) != 0 && errno == ESRCH)))
 		ret = -HI_E_EXITED;
 	if (ret == 0 && hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
 		ret = -HI_E_EXITED;

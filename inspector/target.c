@@ -113,6 +113,23 @@ int hi_proc_info(pid_t pid, struct hi_procinfo *info)
 	return 0;
 }
 
+ssize_t hi_proc_auxv(pid_t pid, unsigned char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n, len = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((size_t)len < size &&
+	       (n = read(fd, buf + len, size - len)) > 0)
+		len += n;
+	close(fd);
+	return len;
+}
+
 int hi_proc_maps(pid_t pid, struct hi_maps *maps)
 {
 	char path[64], line[4096 + 256];

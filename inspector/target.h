@@ -50,6 +50,14 @@ struct hi_procinfo {
  */
 int hi_proc_info(pid_t pid, struct hi_procinfo *info);
 
+/*
+ * The process's auxiliary vector (/proc/PID/auxv) into buf: its length, or
+ * -errno (-ESRCH when gone).  It changes at every execve (new stack, new
+ * vDSO, new entry point), so two reads that differ tell that the process
+ * executed a new program in between.
+ */
+ssize_t hi_proc_auxv(pid_t pid, unsigned char *buf, size_t size);
+
 /* Parse /proc/PID/maps.  0 or -errno; free maps->v. */
 int hi_proc_maps(pid_t pid, struct hi_maps *maps);
 

@@ -60,6 +60,9 @@ struct hi_heap {
 	uint64_t n_mmaps;        /* mp_: chunks served by mmap */
 	uint64_t mmapped_mem;
 	uint64_t max_mmapped_mem;
+	/* When the ring of arenas itself is corrupt: where and why. */
+	hi_addr_t bad_addr;
+	char why[192];
 };
 
 void hi_heap_free(struct hi_heap *heap);

@@ -160,6 +160,63 @@ err_free:
 	return ret;
 }
 
+int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
+		    struct hi_sym **out)
+{
+	struct hi_sym *sym;
+	Dwfl_Module *mod;
+	char path[64];
+	int ret = -HI_E_DWARF;
+
+	sym = calloc(1, sizeof(*sym));
+	if (!sym) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (debuginfo_path) {
+		sym->debuginfo_path = strdup(debuginfo_path);
+		if (!sym->debuginfo_path) {
+			close(fd);
+			ret = -ENOMEM;
+			goto err_free;
+		}
+	}
+	sym->callbacks.find_elf = dwfl_build_id_find_elf;
+	sym->callbacks.find_debuginfo = find_debuginfo;
+	sym->callbacks.section_address = dwfl_offline_section_address;
+	sym->callbacks.debuginfo_path =
+		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
+	sym->dwfl = dwfl_begin(&sym->callbacks);
+	if (!sym->dwfl) {
+		close(fd);
+		goto err_free;
+	}
+	dwfl_report_begin(sym->dwfl);
+	/*
+	 * Not fd itself: libdwfl 0.188 leaks a descriptor it was given for a
+	 * file it refuses (found by fuzz_elf: EMFILE after ~1000 inputs).
+	 * Given a path, it opens and closes its own.
+	 */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	mod = dwfl_report_offline(sym->dwfl, name, path, -1);
+	close(fd);
+	if (!mod) {
+		dwfl_report_end(sym->dwfl, NULL, NULL);
+		goto err_dwfl;
+	}
+	if (dwfl_report_end(sym->dwfl, NULL, NULL) != 0)
+		goto err_dwfl;
+	*out = sym;
+	return 0;
+
+err_dwfl:
+	dwfl_end(sym->dwfl);
+err_free:
+	free(sym->debuginfo_path);
+	free(sym);
+	return ret;
+}
+
 void hi_sym_close(struct hi_sym *sym)
 {
 	if (!sym)

@@ -50,6 +50,16 @@ int hi_sym_open_file(const char *path, const char *debuginfo_path,
 void hi_sym_close(struct hi_sym *sym);
 
 /*
+ * Report one ELF file as a module called name, without a process (as
+ * eu-readelf would open it): for the fuzz target, and later for core files.
+ * fd is open on the file and consumed in every case.  debuginfo_path as
+ * above.  Return 0 with *out set, or -HI_E_DWARF when libdwfl refuses the
+ * file, or -ENOMEM.
+ */
+int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
+		    struct hi_sym **out);
+
+/*
  * Call fn for every module, in address order; stop early when fn returns
  * non-zero and return that value.  Return 0 otherwise.
  */

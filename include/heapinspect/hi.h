@@ -45,7 +45,8 @@ typedef uint64_t hi_addr_t;
 	HI_ERROR(NOHOST, "no thread of the target can host a call")          \
 	HI_ERROR(CALLFAULT, "the called function faulted")                   \
 	HI_ERROR(CALLSTUCK, "the called function did not return in time")    \
-	HI_ERROR(RESTORE, "a register was not restored exactly")
+	HI_ERROR(RESTORE, "a register was not restored exactly")   \
+	HI_ERROR(EXECED, "the target executed a new program")
 
 enum hi_error {
 	HI_E_BASE = 4096,

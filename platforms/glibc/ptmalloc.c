@@ -599,6 +599,37 @@ static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
 	return -HI_E_VERIFY;
 }
 
+int ptm_locate_dwarf(struct hi_alloc_ctx *ctx, const struct hi_sym_module *libc,
+		     struct ptm_layout *l, struct ptm_where *w)
+{
+	struct ptm_priv *priv = calloc(1, sizeof(*priv));
+	int ret;
+
+	if (!priv)
+		return -ENOMEM;
+	priv->libc = *libc;
+	ret = locate_dwarf(ctx, priv);
+	if (ret == 0) {
+		*l = priv->l;
+		*w = priv->w;
+	}
+	free(priv);
+	return ret;
+}
+
+int ptm_located(const struct hi_alloc_ctx *ctx, struct ptm_layout *l,
+		struct ptm_where *w)
+{
+	const struct ptm_priv *priv = ctx->priv;
+
+	/* Only addresses that need no proof: those from DWARF. */
+	if (!priv || !priv->dwarf || priv->need_verify)
+		return -EINVAL;
+	*l = priv->l;
+	*w = priv->w;
+	return 0;
+}
+
 static int ptm_busy_op(struct hi_alloc_ctx *ctx)
 {
 	struct ptm_priv *priv = ctx->priv;

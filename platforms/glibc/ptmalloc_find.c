@@ -219,7 +219,7 @@ static int c_in_libc(struct vctx *v, char *d, size_t n)
 static int c_ring(struct vctx *v, char *d, size_t n)
 {
 	hi_addr_t *ring, bad = 0;
-	int cnt = ptm_ring(v->l, v->w, v->r, v->maps, &ring, &bad);
+	int cnt = ptm_ring(v->l, v->w, v->r, v->maps, &ring, &bad, NULL, 0);
 
 	if (cnt < 0) {
 		if (cnt != -HI_E_CORRUPT && cnt != -EFAULT && !v->err)
@@ -393,7 +393,7 @@ static int c_heaps(struct vctx *v, char *d, size_t n)
 	if (l->hp_pagesize.size && ptm_get(v->par, &l->hp_pagesize))
 		return say(d, n, 1, "not checked: glibc.malloc.hugetlb sets "
 			   "the heaps' alignment");
-	cnt = ptm_ring(l, v->w, v->r, v->maps, &ring, &bad);
+	cnt = ptm_ring(l, v->w, v->r, v->maps, &ring, &bad, NULL, 0);
 	if (cnt < 0)
 		return say(d, n, 0, "the ring of arenas cannot be read");
 	for (int i = 1; i < cnt && ok; i++) {

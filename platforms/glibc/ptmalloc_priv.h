@@ -233,12 +233,13 @@ int ptm_layout_check(const struct ptm_layout *l);
 /*
  * The arenas on the ring that starts at main_arena, following next.
  * *out is malloc'd.  The target must be stopped.  Return the count, -errno
- * from the reader, or -HI_E_CORRUPT (*bad set) when the ring leaves
- * writable memory or does not close.
+ * from the reader, or -HI_E_CORRUPT with *bad and why (why_size bytes) set
+ * when the ring leaves writable memory, loops without coming back to
+ * main_arena, or holds arenas that overlap.
  */
 int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 	     const struct hi_reader *r, const struct hi_maps *maps,
-	     hi_addr_t **out, hi_addr_t *bad);
+	     hi_addr_t **out, hi_addr_t *bad, char *why, size_t why_size);
 
 /*
  * The number of arenas whose mutex is held.  The target must be stopped.
@@ -254,8 +255,11 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
  * reported with status -HI_E_BUSY instead of being walked.  Return 0 with
  * heap->complete set when every arena was read, 0 with it clear when some
  * arena was busy or corrupt (see its status), or a negative code when the
- * ring itself could not be read.  heap is the caller's; free its arenas with
- * hi_heap_free.
+ * ring itself could not be read (-HI_E_CORRUPT with heap->bad_addr and
+ * heap->why set).  The work is bounded by the size of the writable
+ * mappings: all free lists together may hold no more chunks than fit in
+ * them, whatever the arenas' counters say.  heap is the caller's; free its
+ * arenas with hi_heap_free.
  */
 int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 		  const struct hi_reader *r, const struct hi_maps *maps,
@@ -292,5 +296,26 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 /* MALLOC_ALIGNMENT, MINSIZE, and chunksize() of a size field. */
 uint64_t ptm_align(const struct ptm_layout *l);
 uint64_t ptm_minsize(const struct ptm_layout *l);
+
+/*
+ * The DWARF half of locate: load libc's debug information, find main_arena
+ * and mp_ in malloc.c's unit and the layout of their structs.  l->safe_linking
+ * is left as it is (it comes from the version banner).  Return 0 or a
+ * negative code with ctx->why naming what is missing; ctx->debug_file is
+ * set once the debug file is found.  Separate from locate so that the fuzz
+ * target can run it over malformed ELF files that have no banner.
+ */
+int ptm_locate_dwarf(struct hi_alloc_ctx *ctx, const struct hi_sym_module *libc,
+		     struct ptm_layout *l, struct ptm_where *w);
+
+/*
+ * What ptmalloc_ops.locate found for ctx: the layout and the addresses of
+ * main_arena and mp_, for tools that save heap images.  0, or -EINVAL when
+ * locate has not succeeded.
+ */
+int ptm_located(const struct hi_alloc_ctx *ctx, struct ptm_layout *l,
+		struct ptm_where *w);
+
+extern const struct hi_allocator_ops ptmalloc_ops;
 
 #endif

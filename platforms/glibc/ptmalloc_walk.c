@@ -310,20 +310,38 @@ static uint64_t list_bound(const struct ptm_layout *l, uint64_t system_mem)
 }
 
 /*
+ * The two bounds on a walk: one list may hold no more chunks than its
+ * arena's system_mem can (a number read from the target, so not enough
+ * alone), and all lists of all arenas together no more than the writable
+ * mappings can, *left counting down.  In a sound heap every free chunk is
+ * on one list, so neither is ever reached; together they make a walk's work
+ * proportional to the target's writable memory, whatever its bytes say.
+ */
+struct bounds {
+	uint64_t list;
+	uint64_t *left;
+};
+
+/*
  * Read the chunk under cursor c, count it, and move c to the next one.
  * Return 1 when the list goes on, 0 at its end, or a negative code
  * (-HI_E_CORRUPT with the reason in a).
  */
 static int cursor_step(const struct ptm_layout *l, const struct hi_reader *r,
 		       const struct hi_maps *maps, struct hi_arena *a,
-		       uint64_t bound, struct cursor *c)
+		       struct bounds *bound, struct cursor *c)
 {
 	hi_addr_t p = c->p;
 	struct chunk ch = { 0 };
 	char list[32] = "";
 	int ret;
 
-	if (c->n++ >= bound) {
+	if (*bound->left == 0)
+		return corrupt(a, p, "the free lists hold more chunks than all "
+			       "writable memory can (lists that join or "
+			       "loop?)");
+	--*bound->left;
+	if (c->n++ >= bound->list) {
 		list_name(c, list, sizeof(list));
 		return corrupt(a, p, "%s holds more chunks than its arena's "
 			       "memory can (a loop?)", list);
@@ -428,7 +446,7 @@ static void cheap_push(struct cheap *h, struct cursor *c)
  */
 static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
-		      uint64_t bound, struct cheap *h, hi_addr_t *want,
+		      struct bounds *bound, struct cheap *h, hi_addr_t *want,
 		      uint64_t *misses)
 {
 	struct cursor *c = h->v[0];
@@ -468,10 +486,12 @@ static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
  */
 static int walk_lists(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
-		      struct cursor *cur, size_t ncur, uint64_t budget)
+		      struct cursor *cur, size_t ncur, uint64_t budget,
+		      uint64_t *left)
 {
 	uint64_t misses = 0;
-	uint64_t bound = list_bound(l, a->system_mem);
+	struct bounds b = { .list = list_bound(l, a->system_mem), .left = left };
+	struct bounds *bound = &b;
 	struct cheap up = { .sign = 1 }, down = { .sign = -1 };
 	hi_addr_t *want;
 	int ret = 0;
@@ -528,6 +548,7 @@ out:
 static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		      const struct hi_reader *r, const struct hi_maps *maps,
 		      hi_addr_t addr, int skip_locked, enum ptm_mode mode,
+		      uint64_t *left,
 		      struct hi_arena *a)
 {
 	unsigned char *st;
@@ -654,7 +675,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 						    SWEEP_MIN
 					  : 0;
 
-		ret = walk_lists(l, r, maps, a, cur, ncur, budget);
+		ret = walk_lists(l, r, maps, a, cur, ncur, budget, left);
 	}
 	if (ret == -EAGAIN) {
 		struct hi_arena keep = *a;
@@ -675,7 +696,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 				cur[i].cyc.power = 1;
 				cur[i].cyc.steps = 0;
 			}
-			ret = walk_lists(l, r, maps, a, cur, ncur, 0);
+			ret = walk_lists(l, r, maps, a, cur, ncur, 0, left);
 		}
 	}
 	if (ret == -HI_E_CORRUPT)
@@ -688,19 +709,43 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			      " bytes)",
 			      a->top_size + a->fast_bytes + a->bin_bytes,
 			      a->system_mem);
+out:
+	/* A corrupt arena is this arena's status, not the whole heap's. */
 	if (ret == -HI_E_CORRUPT)
 		ret = 0;
-out:
 	free(cur);
 	free(st);
 	return ret;
 }
 
+static int ring_bad(hi_addr_t at, hi_addr_t *bad, char *why,
+		    size_t why_size, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int ring_bad(hi_addr_t at, hi_addr_t *bad, char *why,
+		    size_t why_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, why_size, fmt, ap);
+	va_end(ap);
+	*bad = at;
+	return -HI_E_CORRUPT;
+}
+
+static int cmp_addr(const void *x, const void *y)
+{
+	hi_addr_t a = *(const hi_addr_t *)x, b = *(const hi_addr_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
 int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 	     const struct hi_reader *r, const struct hi_maps *maps,
-	     hi_addr_t **out, hi_addr_t *bad)
+	     hi_addr_t **out, hi_addr_t *bad, char *why, size_t why_size)
 {
-	hi_addr_t *v = NULL, a = w->main_arena;
+	hi_addr_t *v = NULL, *sorted = NULL, a = w->main_arena;
 	struct cycle cyc = { .saved = w->main_arena, .power = 1 };
 	size_t n = 0, cap = 0;
 	int ret;
@@ -710,23 +755,26 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 		struct ptm_field f = { .off = 0, .size = l->next.size };
 
 		if (n == PTM_MAX_ARENAS) {
-			*bad = a;
-			ret = -HI_E_CORRUPT;
+			ret = ring_bad(a, bad, why, why_size, "more than %d "
+				       "arenas on the ring", PTM_MAX_ARENAS);
 			goto err;
 		}
 		if ((a & (l->ptr_size - 1)) ||
 		    !hi_maps_rw_range(maps, a, l->state_size)) {
-			*bad = a;
-			ret = -HI_E_CORRUPT;
+			ret = ring_bad(a, bad, why, why_size, "arena "
+				       HI_PRIxADDR " is outside writable "
+				       "memory", a);
 			goto err;
 		}
 		/*
 		 * A ring that loops without passing main_arena again: glibc
 		 * only ever links new arenas in right after main_arena.
+		 * Brent's method finds it in time proportional to the loop.
 		 */
-		if (n > 1 && cycle_step(&cyc, a)) {
-			*bad = a;
-			ret = -HI_E_CORRUPT;
+		if (n > 0 && cycle_step(&cyc, a)) {
+			ret = ring_bad(a, bad, why, why_size, "the ring loops "
+				       "back to arena " HI_PRIxADDR " without "
+				       "returning to main_arena", a);
 			goto err;
 		}
 		if (n == cap) {
@@ -743,9 +791,12 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 		v[n++] = a;
 		ret = hi_read(r, a + l->next.off, buf, l->next.size);
 		if (ret) {
-			*bad = a;
 			if (ret == -EFAULT)
-				ret = -HI_E_CORRUPT;
+				ret = ring_bad(a, bad, why, why_size, "arena "
+					       HI_PRIxADDR " cannot be read",
+					       a);
+			else
+				*bad = a;
 			goto err;
 		}
 		a = ptm_get(buf, &f);
@@ -753,9 +804,32 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 		if (a == 0 && n == 1)
 			a = w->main_arena;
 	} while (a != w->main_arena);
+	/*
+	 * Arenas never share memory (each sits at the start of its own heap,
+	 * main_arena in libc's data), so the ring holds no more of them than
+	 * writable memory can: the walk's work stays proportional to it.
+	 */
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	memcpy(sorted, v, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_addr);
+	for (size_t i = 1; i < n; i++) {
+		if (sorted[i] - sorted[i - 1] < l->state_size) {
+			ret = ring_bad(sorted[i], bad, why, why_size, "arenas "
+				       HI_PRIxADDR " and " HI_PRIxADDR
+				       " on the ring overlap", sorted[i - 1],
+				       sorted[i]);
+			goto err;
+		}
+	}
+	free(sorted);
 	*out = v;
 	return (int)n;
 err:
+	free(sorted);
 	free(v);
 	return ret;
 }
@@ -764,9 +838,10 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
 	     const struct hi_reader *r, const struct hi_maps *maps)
 {
 	hi_addr_t *ring, bad;
+	char why[192];
 	int n, busy = 0, ret = 0;
 
-	n = ptm_ring(l, w, r, maps, &ring, &bad);
+	n = ptm_ring(l, w, r, maps, &ring, &bad, why, sizeof(why));
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
@@ -803,10 +878,21 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 		       struct hi_heap *heap)
 {
 	unsigned char *par;
-	hi_addr_t *ring, bad;
+	hi_addr_t *ring;
+	uint64_t left = 1;
 	int n, ret;
 
 	memset(heap, 0, sizeof(*heap));
+	for (size_t i = 0; i < maps->n; i++) {
+		uint64_t fit = (maps->v[i].end - maps->v[i].start) /
+			       ptm_minsize(l);
+
+		if ((maps->v[i].prot & (HI_PROT_R | HI_PROT_W)) !=
+		    (HI_PROT_R | HI_PROT_W))
+			continue;
+		/* Saturating: a corrupt mappings list cannot wrap it. */
+		left = left + fit < left ? UINT64_MAX : left + fit;
+	}
 	par = malloc(l->par_size);
 	if (!par)
 		return -ENOMEM;
@@ -817,7 +903,8 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 	heap->mmapped_mem = ptm_get(par, &l->mmapped_mem);
 	heap->max_mmapped_mem = ptm_get(par, &l->max_mmapped_mem);
 
-	n = ptm_ring(l, w, r, maps, &ring, &bad);
+	n = ptm_ring(l, w, r, maps, &ring, &heap->bad_addr, heap->why,
+		     sizeof(heap->why));
 	if (n < 0) {
 		ret = n;
 		goto out_par;
@@ -833,7 +920,8 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 		struct hi_arena *a = &heap->arenas[i];
 		uint64_t avail;
 
-		ret = read_arena(l, w, r, maps, ring[i], skip_locked, mode, a);
+		ret = read_arena(l, w, r, maps, ring[i], skip_locked, mode,
+				 &left, a);
 		if (ret)
 			goto out_ring;
 		if (a->status) {

@@ -57,9 +57,11 @@ def parse_ready(line):
 class Target:
     """hi_target SCENARIO, with its stdin and stdout on pipes."""
 
-    def __init__(self, path, scenario):
+    def __init__(self, path, scenario, nice=0):
         self.proc = subprocess.Popen([path, scenario], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, bufsize=0)
+                                     stdout=subprocess.PIPE, bufsize=0,
+                                     preexec_fn=(lambda: os.nice(nice))
+                                     if nice else None)
         self.pid = self.proc.pid
         self.buf = b""
 

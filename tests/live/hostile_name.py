@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A target whose name holds an escape sequence, a quote, a backslash and a
-byte that is not UTF-8 (hi_target.c "hostile_name"): the JSON must still be
+byte that is not UTF-8 (hi_target.c "hostile_name"), and one run from a
+file whose name holds an escape sequence, a bell, a newline and the rest
+(its exe path): the JSON must still be
 valid, with the name escaped as the README says (non-UTF-8 bytes as the
 text \\xHH), and the text report must carry no control byte and no invalid
 UTF-8 to the terminal.
@@ -9,8 +11,10 @@ UTF-8 to the terminal.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hi_live import Failure, Target  # noqa: E402
@@ -23,6 +27,49 @@ def expected_json_name(raw):
     for b in raw:
         out += "\\x%02x" % b if b >= 0x80 else chr(b)
     return out
+
+
+# A program file named to break careless output: an OSC sequence that
+# would set the terminal's title, a bell, a quote, a backslash, a newline
+# and a byte that is not UTF-8.  It shows in exe (/proc/PID/exe).
+EXE_NAME = b'hi\x1b]0;pwned\x07"q\\\n\xff'
+
+
+def hostile_exe(args):
+    """The target run from a file with a hostile name: exe escaped in JSON
+    and in text."""
+    tmp = tempfile.mkdtemp(prefix="hi-name-")
+    path = os.path.join(os.fsencode(tmp), EXE_NAME)
+    shutil.copyfile(args.target, path)
+    os.chmod(path, 0o755)
+    t = Target(os.fsdecode(path), "small_frees")
+    try:
+        t.wait_ready()
+        res = subprocess.run([args.heapinspect, "-p", str(t.pid), "--json"],
+                             capture_output=True, timeout=60)
+        if res.returncode != 0:
+            raise Failure("exe: --json exit %d: %s"
+                          % (res.returncode, res.stderr.decode()))
+        snap = json.loads(res.stdout.decode("utf-8"))
+        if snap["exe"] != expected_json_name(path):
+            raise Failure("exe in JSON is %r, expected %r"
+                          % (snap["exe"], expected_json_name(path)))
+        res = subprocess.run([args.heapinspect, "-p", str(t.pid)],
+                             capture_output=True, timeout=60)
+        out = res.stdout
+        first = out.split(b"\n", 1)[0]
+        bad = [b for b in out if (b < 0x20 and b != 0x0a) or b == 0x7f]
+        if res.returncode != 0 or bad:
+            raise Failure("exe: text exit %d, control bytes %r"
+                          % (res.returncode, bad[:5]))
+        want = b"hi\\x1b]0;pwned\\x07\"q\\x5c\\x0a\\xff"
+        if want not in first:
+            raise Failure("exe not shown escaped on its line: %r" % first)
+        t.check()
+        t.exit()
+    finally:
+        t.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -63,6 +110,7 @@ def main():
             raise Failure("name not shown escaped: %r" % out[:80])
         t.check()
         t.exit()
+        hostile_exe(args)
     except Failure as e:
         print("FAIL: %s" % e)
         return 1

@@ -23,10 +23,14 @@
  * It then reads commands from fd 0, one per line:
  *   report  measure again and write a new ready line
  *   check   verify that every live block still holds its fill pattern;
- *           replies "ok\n" or "bad <index>\n"
+ *           replies "ok\n" or "bad <index>\n"; the busy scenarios also
+ *           count sleeps and polls that failed with EINTR or returned
+ *           early: "bad eintr=<n> short=<n>[ data]\n" if any did
  *   release ("locked" only) let malloc_stats() finish, then report
  *   alloc N K ("grow" only) allocate K blocks of N bytes in all (N / K
  *           each, the last one also the remainder), then report
+ *   exec S  execute hi_target S in this process (same pid, stdin and
+ *           stdout), which builds its heap and writes a new ready line
  *   exit    (or EOF) exit with status 0 if the data is intact, 1 if not
  * Anything else is answered with "error unknown command\n".
  * Errors (usage, unknown scenario, allocation failure) go to fd 2 and exit
@@ -67,6 +71,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -77,6 +82,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
@@ -91,7 +97,8 @@
 #define T_STRIDE	(T_BLOCKS + 64)	/* table entries per thread */
 #define MIX_EXTRA	16		/* sorting mallocs of build_mixed() */
 
-#define BUSY_WORKERS	4
+#define BUSY_WORKERS	4		/* busy, churn */
+#define MAX_WORKERS	16		/* busy16 */
 #define BUSY_SLOTS	512
 
 struct block {
@@ -590,6 +597,28 @@ static void sc_million(void)
 		free_block(i);
 }
 
+/*
+ * million_lite: the shape of million at 50,000 blocks, small enough for a
+ * heap image (tests/image/) that a unit test walks 100,000 times.  12,500
+ * chunks freed in the first half: 4 sorting mallocs of 10,000 each suffice.
+ */
+static void sc_million_lite(void)
+{
+	const size_t n = 50000, nsort = 4;
+	uint64_t s = 0x5eed0006;
+	size_t i;
+
+	set_table_end(n + nsort);
+	for (i = 0; i < n; i++)
+		alloc_block(i, rnd_range(&s, 16, 256));
+	for (i = 0; i < n / 2; i += 2)
+		free_block(i);
+	for (i = 0; i < nsort; i++)
+		alloc_block(n + i, 600);
+	for (i = n / 2; i < n; i += 2)
+		free_block(i);
+}
+
 /* busy: workers that never stop changing the heap. */
 
 struct slot {
@@ -601,12 +630,51 @@ struct slot {
 static atomic_int busy_stop;
 static atomic_int busy_started;
 static atomic_long busy_bad = -1;	/* first corrupted block, or -1 */
+static size_t busy_workers = BUSY_WORKERS;
+/* What a stop of the process must never show its threads. */
+static atomic_long busy_eintr;		/* a sleep or poll failed with EINTR */
+static atomic_long busy_short;		/* a sleep or poll returned early */
+static int never_ready[2] = { -1, -1 };	/* a pipe nobody writes to */
 
 static void busy_flag(long idx)
 {
 	long expect = -1;
 
 	atomic_compare_exchange_strong(&busy_bad, &expect, idx);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * A stop by a tracer must be invisible to the threads: a sleep that it
+ * interrupts is restarted by the kernel for the time left, never cut short
+ * and never failed with EINTR (no handler runs).  Sleep 50 us, then wait
+ * 1 ms in poll() on a pipe nobody writes to, and count what went wrong.
+ */
+static void sleep_and_poll(void)
+{
+	struct timespec ts = { 0, 50000 };
+	struct pollfd pfd = { .fd = never_ready[0], .events = POLLIN };
+	uint64_t t0 = mono_ns();
+	int rc;
+
+	rc = nanosleep(&ts, NULL);
+	if (rc != 0 && errno == EINTR)
+		atomic_fetch_add(&busy_eintr, 1);
+	else if (mono_ns() - t0 < 50000)
+		atomic_fetch_add(&busy_short, 1);
+	t0 = mono_ns();
+	rc = poll(&pfd, 1, 1);
+	if (rc < 0 && errno == EINTR)
+		atomic_fetch_add(&busy_eintr, 1);
+	else if (rc != 0 || mono_ns() - t0 < 1000000)
+		atomic_fetch_add(&busy_short, 1);
 }
 
 static void *busy_main(void *arg)
@@ -621,6 +689,9 @@ static void *busy_main(void *arg)
 	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
 		uint64_t r = rnd(&s);
 		struct slot *sl = &slots[r % BUSY_SLOTS];
+
+		if ((++gen & 4095) == 0)
+			sleep_and_poll();
 
 		if (sl->p) {
 			if (!verify(sl->p, sl->size, sl->seed))
@@ -654,16 +725,28 @@ static void *busy_main(void *arg)
 	return NULL;
 }
 
-static pthread_t busy_th[BUSY_WORKERS];
+static pthread_t busy_th[MAX_WORKERS];
 
 static void sc_busy(void)
 {
 	size_t t;
 
-	for (t = 0; t < BUSY_WORKERS; t++)
+	if (pipe(never_ready) != 0)
+		die("pipe failed", NULL);
+	for (t = 0; t < busy_workers; t++)
 		start_thread(&busy_th[t], busy_main, t);
-	while (atomic_load(&busy_started) < BUSY_WORKERS)
+	while ((size_t)atomic_load(&busy_started) < busy_workers)
 		usleep(1000);
+}
+
+/*
+ * busy16: busy with 16 workers, each allocating, freeing and checking its
+ * own data, sleeping and polling now and then: the soak test's target.
+ */
+static void sc_busy16(void)
+{
+	busy_workers = MAX_WORKERS;
+	sc_busy();
 }
 
 /*
@@ -734,7 +817,7 @@ static void busy_stop_all(void)
 	size_t t;
 
 	atomic_store(&busy_stop, 1);
-	for (t = 0; t < BUSY_WORKERS; t++)
+	for (t = 0; t < busy_workers; t++)
 		pthread_join(busy_th[t], NULL);
 }
 
@@ -1204,7 +1287,9 @@ static const struct scenario {
 	{ "threads_exited", sc_threads_exited },
 	{ "trimmed", sc_trimmed },
 	{ "million", sc_million },
+	{ "million_lite", sc_million_lite },
 	{ "busy", sc_busy },
+	{ "busy16", sc_busy16 },
 	{ "locked", sc_locked },
 	{ "churn", sc_churn },
 	{ "hostile_name", sc_hostile_name },
@@ -1274,7 +1359,8 @@ int main(int argc, char **argv)
 			sc = &scenarios[i];
 	if (!sc)
 		die("unknown scenario", argv[1]);
-	busy = sc->build == sc_busy || sc->build == sc_churn;
+	busy = sc->build == sc_busy || sc->build == sc_busy16 ||
+	       sc->build == sc_churn;
 	/* A vanished driver must not kill us in the middle of a write. */
 	signal(SIGPIPE, SIG_IGN);
 #ifdef PR_SET_PTRACER
@@ -1302,7 +1388,16 @@ int main(int argc, char **argv)
 				report();
 		} else if (!strcmp(line, "check")) {
 			bad = busy ? atomic_load(&busy_bad) : check_blocks();
-			if (bad < 0) {
+			if (busy && (atomic_load(&busy_eintr) ||
+				     atomic_load(&busy_short))) {
+				put_str("bad eintr=");
+				put_u((unsigned long long)atomic_load(
+					&busy_eintr));
+				put_str(" short=");
+				put_u((unsigned long long)atomic_load(
+					&busy_short));
+				put_str(bad < 0 ? "\n" : " data\n");
+			} else if (bad < 0) {
 				put_str("ok\n");
 			} else {
 				put_str("bad ");
@@ -1318,6 +1413,16 @@ int main(int argc, char **argv)
 				put_str("error bad alloc\n");
 				flush_out();
 			}
+		} else if (!strncmp(line, "exec ", 5) && !busy) {
+			/*
+			 * Become `hi_target SCENARIO` anew, on the same pid,
+			 * stdin and stdout: it builds its heap and writes its
+			 * own ready line.
+			 */
+			char *nargv[] = { argv[0], line + 5, NULL };
+
+			execv("/proc/self/exe", nargv);
+			die("execv failed", strerror(errno));
 		} else if (!strcmp(line, "exit")) {
 			break;
 		} else {

@@ -261,7 +261,9 @@ static void expect_corrupt(const char *what, void (*fn)(struct ptm_layout *),
 	fn(&l);
 	ret = walk(&l, &h);
 	if (ret == -HI_E_CORRUPT) {
-		checks++; /* the ring itself: refused as a whole */
+		/* The ring itself: refused as a whole, saying where and why. */
+		CHECK(h.why[0] != '\0', "%s: corrupt ring without a reason",
+		      what);
 		return;
 	}
 	CHECK(ret == 0, "%s: walk returned %d", what, ret);
@@ -349,6 +351,15 @@ static void ring_rho(struct ptm_layout *l)
 	memcpy(mem + (a - BASE), mem, l->state_size);
 	put64(ARENA + l->next.off, a);
 	put64(a + l->next.off, a);
+}
+
+static void ring_overlap(struct ptm_layout *l)
+{
+	/* main -> A -> main, with A starting inside main_arena's struct. */
+	hi_addr_t a = ARENA + 0x100;
+
+	put64(a + l->next.off, ARENA);
+	put64(ARENA + l->next.off, a);
 }
 
 static void top_outside(struct ptm_layout *l)
@@ -461,6 +472,7 @@ int main(void)
 		expect_corrupt("bin null link", bin_null, sl);
 		expect_corrupt("ring open", ring_open, sl);
 		expect_corrupt("ring rho", ring_rho, sl);
+		expect_corrupt("ring overlap", ring_overlap, sl);
 		expect_corrupt("top outside", top_outside, sl);
 		expect_corrupt("free > system", free_exceeds_system, sl);
 	}
