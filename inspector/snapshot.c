@@ -223,20 +223,43 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		set_err(err, ret, NULL);
 		return ret;
 	}
-	for (size_t i = 0; hi_allocators[i]; i++) {
-		ret = hi_allocators[i]->probe(&ctx);
-		if (ret > 0) {
-			ops = hi_allocators[i];
-			break;
+	/*
+	 * A dynamically linked program that has just been started (or has
+	 * just executed another) has its loader mapped before its libc:
+	 * look again for a moment before saying it has no glibc.
+	 */
+	for (int look = 0;; look++) {
+		for (size_t i = 0; hi_allocators[i]; i++) {
+			ret = hi_allocators[i]->probe(&ctx);
+			if (ret > 0) {
+				ops = hi_allocators[i];
+				break;
+			}
+			if (ret == 0 && ctx.why[0])
+				refused = 1;
+			if (ret < 0 && ret != -HI_E_NOLIBC)
+				goto out_sym;
 		}
-		if (ret == 0 && ctx.why[0])
-			refused = 1;
-		if (ret < 0 && ret != -HI_E_NOLIBC)
-			goto out_sym;
+		if (ops || refused || look == 10 || exe_is_static(o->pid))
+			break;
+		{
+			struct timespec ts = { 0, 10000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		hi_sym_close(ctx.sym);
+		ctx.sym = NULL;
+		ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
+		if (ret) {
+			set_err(err, ret, NULL);
+			return ret;
+		}
 	}
 	if (!ops) {
 		if (refused)
 			ret = -HI_E_OTHERALLOC;
+		else if (execed_after_failure(o->pid, auxv, auxv_len))
+			ret = -HI_E_EXECED;
 		else if (exe_is_static(o->pid))
 			ret = -HI_E_STATIC;
 		else
