@@ -68,152 +68,119 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata,
 	return fd;
 }
 
+/*
+ * A session with libdwfl's callbacks set and reporting begun: for a live
+ * process (offline 0) or for ELF files (offline 1).  Return 0 or -errno /
+ * -HI_E_DWARF; on success the caller reports modules, then calls
+ * dwfl_report_end, or sym_free.
+ */
+static int sym_new(const char *debuginfo_path, int offline,
+		   struct hi_sym **out)
+{
+	struct hi_sym *sym = calloc(1, sizeof(*sym));
+
+	if (!sym)
+		return -ENOMEM;
+	if (debuginfo_path) {
+		sym->debuginfo_path = strdup(debuginfo_path);
+		if (!sym->debuginfo_path) {
+			free(sym);
+			return -ENOMEM;
+		}
+	}
+	sym->callbacks.find_elf = offline ? dwfl_build_id_find_elf
+					  : dwfl_linux_proc_find_elf;
+	sym->callbacks.find_debuginfo = find_debuginfo;
+	if (offline)
+		sym->callbacks.section_address = dwfl_offline_section_address;
+	sym->callbacks.debuginfo_path =
+		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
+	sym->dwfl = dwfl_begin(&sym->callbacks);
+	if (!sym->dwfl) {
+		free(sym->debuginfo_path);
+		free(sym);
+		return -HI_E_DWARF;
+	}
+	dwfl_report_begin(sym->dwfl);
+	*out = sym;
+	return 0;
+}
+
+/* End a session that sym_new began, whatever was reported. */
+static void sym_free(struct hi_sym *sym)
+{
+	dwfl_report_end(sym->dwfl, NULL, NULL);
+	hi_sym_close(sym);
+}
+
 int hi_sym_open(pid_t pid, const char *debuginfo_path, struct hi_sym **out)
 {
 	struct hi_sym *sym;
 	int ret;
 
-	sym = calloc(1, sizeof(*sym));
-	if (!sym)
-		return -ENOMEM;
-	if (debuginfo_path) {
-		sym->debuginfo_path = strdup(debuginfo_path);
-		if (!sym->debuginfo_path) {
-			ret = -ENOMEM;
-			goto err_free;
-		}
-	}
-	sym->callbacks.find_elf = dwfl_linux_proc_find_elf;
-	sym->callbacks.find_debuginfo = find_debuginfo;
-	sym->callbacks.debuginfo_path =
-		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
-
-	sym->dwfl = dwfl_begin(&sym->callbacks);
-	if (!sym->dwfl) {
-		ret = -HI_E_DWARF;
-		goto err_free;
-	}
-	dwfl_report_begin(sym->dwfl);
+	ret = sym_new(debuginfo_path, 0, &sym);
+	if (ret)
+		return ret;
 	/* Returns an errno, or -1 for a libdwfl error (see libdwfl.h). */
 	ret = dwfl_linux_proc_report(sym->dwfl, pid);
 	if (ret != 0) {
-		ret = ret > 0 ? -ret : -HI_E_DWARF;
-		goto err_end;
+		sym_free(sym);
+		return ret > 0 ? -ret : -HI_E_DWARF;
 	}
 	if (dwfl_report_end(sym->dwfl, NULL, NULL) != 0) {
-		ret = -HI_E_DWARF;
-		goto err_dwfl;
+		hi_sym_close(sym);
+		return -HI_E_DWARF;
 	}
 	*out = sym;
 	return 0;
+}
 
-err_end:
-	dwfl_report_end(sym->dwfl, NULL, NULL);
-err_dwfl:
-	dwfl_end(sym->dwfl);
-err_free:
-	free(sym->debuginfo_path);
-	free(sym);
-	return ret;
+/* One ELF file, reported as module name from path.  0 or -HI_E_DWARF. */
+static int open_offline(const char *name, const char *path,
+			const char *debuginfo_path, struct hi_sym **out)
+{
+	struct hi_sym *sym;
+	int ret;
+
+	ret = sym_new(debuginfo_path, 1, &sym);
+	if (ret)
+		return ret;
+	if (!dwfl_report_offline(sym->dwfl, name, path, -1)) {
+		sym_free(sym);
+		return -HI_E_DWARF;
+	}
+	if (dwfl_report_end(sym->dwfl, NULL, NULL) != 0) {
+		hi_sym_close(sym);
+		return -HI_E_DWARF;
+	}
+	*out = sym;
+	return 0;
 }
 
 int hi_sym_open_file(const char *path, const char *debuginfo_path,
 		     struct hi_sym **out)
 {
-	struct hi_sym *sym;
-	int ret;
+	int ret = open_offline(path, path, debuginfo_path, out);
 
-	sym = calloc(1, sizeof(*sym));
-	if (!sym)
-		return -ENOMEM;
-	if (debuginfo_path) {
-		sym->debuginfo_path = strdup(debuginfo_path);
-		if (!sym->debuginfo_path) {
-			ret = -ENOMEM;
-			goto err_free;
-		}
-	}
-	sym->callbacks.find_elf = dwfl_build_id_find_elf;
-	sym->callbacks.find_debuginfo = find_debuginfo;
-	sym->callbacks.section_address = dwfl_offline_section_address;
-	sym->callbacks.debuginfo_path =
-		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
-	sym->dwfl = dwfl_begin(&sym->callbacks);
-	if (!sym->dwfl) {
-		ret = -HI_E_DWARF;
-		goto err_free;
-	}
-	dwfl_report_begin(sym->dwfl);
-	if (!dwfl_report_offline(sym->dwfl, path, path, -1)) {
-		ret = access(path, R_OK) ? -errno : -HI_E_DWARF;
-		dwfl_report_end(sym->dwfl, NULL, NULL);
-		dwfl_end(sym->dwfl);
-		goto err_free;
-	}
-	dwfl_report_end(sym->dwfl, NULL, NULL);
-	*out = sym;
-	return 0;
-
-err_free:
-	free(sym->debuginfo_path);
-	free(sym);
+	if (ret == -HI_E_DWARF && access(path, R_OK))
+		ret = -errno;
 	return ret;
 }
 
 int hi_sym_open_elf(const char *name, int fd, const char *debuginfo_path,
 		    struct hi_sym **out)
 {
-	struct hi_sym *sym;
-	Dwfl_Module *mod;
 	char path[64];
-	int ret = -HI_E_DWARF;
+	int ret;
 
-	sym = calloc(1, sizeof(*sym));
-	if (!sym) {
-		close(fd);
-		return -ENOMEM;
-	}
-	if (debuginfo_path) {
-		sym->debuginfo_path = strdup(debuginfo_path);
-		if (!sym->debuginfo_path) {
-			close(fd);
-			ret = -ENOMEM;
-			goto err_free;
-		}
-	}
-	sym->callbacks.find_elf = dwfl_build_id_find_elf;
-	sym->callbacks.find_debuginfo = find_debuginfo;
-	sym->callbacks.section_address = dwfl_offline_section_address;
-	sym->callbacks.debuginfo_path =
-		sym->debuginfo_path ? &sym->debuginfo_path : NULL;
-	sym->dwfl = dwfl_begin(&sym->callbacks);
-	if (!sym->dwfl) {
-		close(fd);
-		goto err_free;
-	}
-	dwfl_report_begin(sym->dwfl);
 	/*
 	 * Not fd itself: libdwfl 0.188 leaks a descriptor it was given for a
 	 * file it refuses (found by fuzz_elf: EMFILE after ~1000 inputs).
 	 * Given a path, it opens and closes its own.
 	 */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	mod = dwfl_report_offline(sym->dwfl, name, path, -1);
+	ret = open_offline(name, path, debuginfo_path, out);
 	close(fd);
-	if (!mod) {
-		dwfl_report_end(sym->dwfl, NULL, NULL);
-		goto err_dwfl;
-	}
-	if (dwfl_report_end(sym->dwfl, NULL, NULL) != 0)
-		goto err_dwfl;
-	*out = sym;
-	return 0;
-
-err_dwfl:
-	dwfl_end(sym->dwfl);
-err_free:
-	free(sym->debuginfo_path);
-	free(sym);
 	return ret;
 }
 
