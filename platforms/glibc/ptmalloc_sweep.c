@@ -138,8 +138,11 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 	hi_addr_t p = rg->start;
 	int err = 0;
 
-	/* The end of the region's last chunk header must be readable. */
-	sw->limit = rg->end + l->c_size.off + ssz;
+	/*
+	 * With top, the region ends at top's header, which must be readable;
+	 * a heap without top ends with its mapping, its fenceposts inside.
+	 */
+	sw->limit = rg->end + (rg->has_top ? l->c_size.off + ssz : 0);
 	sw->wstart = sw->wend = 0;
 	for (;;) {
 		const unsigned char *h;
@@ -365,7 +368,8 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	}
 	for (size_t i = 0; i < nrg; i++) {
 		if (!hi_maps_rw_range(maps, rg[i].start,
-				      rg[i].end - rg[i].start + 16)) {
+				      rg[i].end - rg[i].start +
+					      (rg[i].has_top ? 16 : 0))) {
 			ret = -ENOTSUP;
 			goto out;
 		}

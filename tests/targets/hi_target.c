@@ -554,6 +554,32 @@ static void sc_threads_exited(void)
 	pthread_barrier_destroy(&exit_barrier);
 }
 
+/*
+ * arena_heaps: one thread's arena grown over several heaps (a non-main
+ * arena's heaps are at most HEAP_MAX_SIZE, 64 MiB on 64-bit): build_mixed
+ * with 40,000 blocks of 4.9 KiB on average, about 190 MiB.
+ */
+#define AH_BLOCKS	40000
+
+static void *arena_heaps_main(void *arg)
+{
+	(void)arg;
+	build_mixed(0, AH_BLOCKS, 0x5eed0300);
+	return NULL;
+}
+
+static void sc_arena_heaps(void)
+{
+	pthread_t th;
+	int err;
+
+	start_thread(&th, arena_heaps_main, 0);
+	/* The arena outlives its thread, free for the next thread to take. */
+	err = pthread_join(th, NULL);
+	if (err)
+		die("pthread_join failed", strerror(err));
+}
+
 static void sc_trimmed(void)
 {
 	const size_t n = 50000;
@@ -1285,6 +1311,7 @@ static const struct scenario {
 	{ "mmap_large", sc_mmap_large },
 	{ "threads8", sc_threads8 },
 	{ "threads_exited", sc_threads_exited },
+	{ "arena_heaps", sc_arena_heaps },
 	{ "trimmed", sc_trimmed },
 	{ "million", sc_million },
 	{ "million_lite", sc_million_lite },
