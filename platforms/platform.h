@@ -159,8 +159,9 @@ struct hi_allocator_ops {
 	 */
 	int (*busy)(struct hi_alloc_ctx *ctx);
 	/*
-	 * The address ranges of the allocator's own code, for checking where
-	 * the threads stopped.  Return the count (ranges malloc'd) or < 0.
+	 * The address ranges of the allocator's own code, and of what it
+	 * calls to grow its heap, for checking where the threads stopped.
+	 * Return the count (ranges malloc'd) or < 0.
 	 */
 	int (*code_ranges)(struct hi_alloc_ctx *ctx, hi_addr_t (**ranges)[2]);
 	/*

@@ -648,19 +648,53 @@ static const char *const ptm_malloc_funcs[] = {
 	"malloc_info", NULL,
 };
 
+/*
+ * Where sysmalloc grows the main arena's heap: MORECORE is __sbrk, which
+ * calls __brk (misc/sbrk.c, sysdeps/unix/sysv/linux/brk.c: units of their
+ * own).  A lone thread stopped in them is most likely inside malloc, with
+ * the heap's mapping already larger than main_arena.system_mem says.
+ */
+static const char *const ptm_morecore_funcs[] = {
+	"__sbrk", "sbrk", "__brk", "brk",
+};
+
 static int ptm_code_ranges(struct hi_alloc_ctx *ctx, hi_addr_t (**ranges)[2])
 {
+	const size_t nmore = sizeof(ptm_morecore_funcs) /
+			     sizeof(ptm_morecore_funcs[0]);
 	struct ptm_priv *priv = ctx->priv;
+	hi_addr_t (*v)[2];
+	int n;
 
 	/* arena.c and hooks.c are #included into malloc.c's unit. */
 	if (priv->dwarf)
-		return hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
-	/*
-	 * Without DWARF: the code around malloc.c's exported functions, where
-	 * the linker keeps its static ones (_int_malloc, _int_free,
-	 * sysmalloc, malloc_consolidate, ...) between them.
-	 */
-	return hi_sym_func_span(&priv->libc, ptm_malloc_funcs, ranges);
+		n = hi_sym_cu_ranges(&priv->libc, "malloc.c", ranges);
+	else
+		/*
+		 * Without DWARF: the code around malloc.c's exported
+		 * functions, where the linker keeps its static ones
+		 * (_int_malloc, _int_free, sysmalloc, malloc_consolidate,
+		 * ...) between them.
+		 */
+		n = hi_sym_func_span(&priv->libc, ptm_malloc_funcs, ranges);
+	if (n < 0)
+		return n;
+	v = realloc(*ranges, (n + nmore) * sizeof(*v));
+	if (!v)
+		return n;
+	*ranges = v;
+	for (size_t i = 0; i < nmore; i++) {
+		hi_addr_t addr;
+		uint64_t size;
+
+		if (hi_sym_symbol(&priv->libc, ptm_morecore_funcs[i], &addr,
+				  &size) == 0 && size) {
+			v[n][0] = addr;
+			v[n][1] = addr + size;
+			n++;
+		}
+	}
+	return n;
 }
 
 static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
