@@ -250,12 +250,50 @@ next:;
 	}
 }
 
+/*
+ * raw_read without changing m, so that several threads may call it: the
+ * first read of a stop has found out which way works and opened
+ * /proc/PID/mem if needed, or this says -ENOSYS.
+ */
+static int direct_read(void *arg, hi_addr_t addr, void *buf, size_t len)
+{
+	struct hi_mem *m = arg;
+	ssize_t n;
+
+	__atomic_fetch_add(&m->reads, 1, __ATOMIC_RELAXED);
+	if (addr + len < addr)
+		return -EFAULT;
+	if (!m->vm_readv_broken) {
+		struct iovec local = { .iov_base = buf, .iov_len = len };
+		struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
+					.iov_len = len };
+
+		n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
+		if (n == (ssize_t)len)
+			return 0;
+		if (n >= 0 || errno == EFAULT)
+			return -EFAULT;
+		return errno == ENOSYS || errno == EPERM ? -ENOSYS : -errno;
+	}
+	if (m->mem_fd < 0)
+		return -ENOSYS;
+	if (addr > INT64_MAX)
+		return -EFAULT;
+	n = pread(m->mem_fd, buf, len, (off_t)addr);
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0 || errno == EIO)
+		return -EFAULT;
+	return -errno;
+}
+
 struct hi_reader hi_mem_reader(struct hi_mem *m)
 {
 	struct hi_reader r = {
 		.read = cached_read,
 		.cached = is_cached,
 		.prefetch = prefetch,
+		.read_direct = direct_read,
 		.arg = m,
 	};
 

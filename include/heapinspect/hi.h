@@ -79,6 +79,14 @@ struct hi_reader {
 	int (*cached)(void *arg, hi_addr_t addr, size_t len);
 	void (*prefetch)(void *arg, const hi_addr_t *addrs, size_t n,
 			 int dir);
+	/*
+	 * Optional: read as read() does but past any cache, and safe to call
+	 * from several threads at once (and only then: no other member runs
+	 * meanwhile).  For reads that are made once, such as a sweep over a
+	 * heap, which may then be shared out between threads.  -ENOSYS when
+	 * the reader cannot do it now: read() can.
+	 */
+	int (*read_direct)(void *arg, hi_addr_t addr, void *buf, size_t len);
 	void *arg;
 };
 

@@ -282,16 +282,20 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
  * Count the arena's free chunks by reading its heap from end to end
  * instead of following its lists: a chunk is in a bin exactly when the
  * next chunk's PREV_INUSE bit is clear, and the fastbins are followed
- * through a table of the heap's small chunks made on the way.  The caller
+ * through a table of the heap's small chunks made on the way.  Large heaps
+ * are read by several threads when the reader has read_direct.  The caller
  * has filled a's counters from the arena struct st and its top.  Return 0
  * with a's list counts set (or a->status -HI_E_CORRUPT when a fastbin
  * leaves the heap's chunks), -ENOTSUP when the heap cannot be swept (an
  * unknown layout, a non-contiguous main arena, anything unexpected on the
- * way: the lists must be walked), or -errno from the reader.
+ * way: the lists must be walked), -EAGAIN when if_cheaper is set and
+ * walking the lists should cost less (judged from a few short reads), or
+ * -errno from the reader.
  */
 int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	      const struct hi_reader *r, const struct hi_maps *maps,
-	      const unsigned char *st, hi_addr_t top, struct hi_arena *a);
+	      const unsigned char *st, hi_addr_t top, int if_cheaper,
+	      struct hi_arena *a);
 
 /* MALLOC_ALIGNMENT, MINSIZE, and chunksize() of a size field. */
 uint64_t ptm_align(const struct ptm_layout *l);

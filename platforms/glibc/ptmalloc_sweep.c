@@ -28,24 +28,50 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ptmalloc_priv.h"
 
-/* How much of the heap one read brings in. */
+/*
+ * How much of the heap one read brings in: a window that grows from a page
+ * to WINDOW while the chunks follow one another, and starts again at a page
+ * after a jump over a large chunk, so that a heap of large chunks costs a
+ * page per chunk rather than all its bytes.
+ */
 #define WINDOW (1u << 18)
+#define WINDOW_MIN 4096u
 /* HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX (arena.c). */
 #define HEAP_MAX_64 (64ull << 20)
 #define MAX_HEAPS 4096
 /* NONCONTIGUOUS_BIT of malloc_state.flags (malloc.c). */
 #define NONCONTIGUOUS_BIT 2
+/*
+ * Parallel sweeps: below SPLIT_MIN bytes a thread costs more than it
+ * saves; pieces of at least PIECE_MIN, about PIECES_PER_WORKER per worker
+ * so that one slow piece does not hold the others up; at most MAX_WORKERS
+ * threads (process_vm_readv copies scale to 2 here, see bench/README.md).
+ */
+#define SPLIT_MIN (8ull << 20)
+#define PIECE_MIN (2ull << 20)
+#define PIECES_PER_WORKER 4
+#define MAX_WORKERS 4
+#define MAX_PIECES 256
+
+enum region_end {
+	END_TOP,   /* ends where top starts */
+	END_HEAP,  /* a heap without top: ends with its fenceposts */
+	END_CHUNK, /* a piece of one of those: ends where a chunk starts */
+};
 
 struct region {
 	hi_addr_t start; /* the first chunk */
-	hi_addr_t end;   /* top, or the end of the heap */
-	int has_top;
+	hi_addr_t end;   /* top, the end of the heap, or the next piece */
+	hi_addr_t limit; /* never read past this */
+	enum region_end kind;
 };
 
 /* A small chunk that may be in a fastbin: where, its size, its link. */
@@ -55,6 +81,17 @@ struct small {
 	uint64_t fd;
 };
 
+/* What the sweep of one region found. */
+struct part {
+	uint64_t bin_chunks;
+	uint64_t bin_bytes;
+	struct small *v;
+	size_t n;
+	size_t cap;
+	int err;
+};
+
+/* One reader of regions: a thread of a parallel sweep, or the only one. */
 struct sweep {
 	const struct ptm_layout *l;
 	const struct hi_reader *r;
@@ -62,12 +99,23 @@ struct sweep {
 	hi_addr_t wstart;
 	hi_addr_t wend;
 	hi_addr_t limit;    /* never read past this */
-	struct small *v;
-	size_t n;
-	size_t cap;
+	size_t win;         /* the next window's size */
 	uint64_t fast_max;  /* the largest fastbin chunk size with chunks */
 	uint64_t fast_want; /* bit i: fastbin i is not empty */
+	int shared;         /* other threads read too: read_direct only */
 };
+
+static int sweep_read(const struct sweep *sw, hi_addr_t addr, void *buf,
+		      size_t len)
+{
+	if (sw->r->read_direct) {
+		int ret = sw->r->read_direct(sw->r->arg, addr, buf, len);
+
+		if (ret != -ENOSYS || sw->shared)
+			return ret;
+	}
+	return hi_read(sw->r, addr, buf, len);
+}
 
 /*
  * The target's bytes [addr, addr + len), from the window or from a new
@@ -76,7 +124,7 @@ struct sweep {
 static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
 				 int *err)
 {
-	uint64_t n;
+	hi_addr_t end;
 
 	if (addr >= sw->wstart && addr + len <= sw->wend)
 		return sw->buf + (addr - sw->wstart);
@@ -84,8 +132,17 @@ static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
 		*err = -ENOTSUP;
 		return NULL;
 	}
-	n = sw->limit - addr < WINDOW ? sw->limit - addr : WINDOW;
-	*err = hi_read(sw->r, addr, sw->buf, n);
+	if (sw->wend && addr >= sw->wstart && addr < sw->wend + sw->win)
+		sw->win = sw->win * 2 < WINDOW ? sw->win * 2 : WINDOW;
+	else
+		sw->win = WINDOW_MIN;
+	/* End on a page boundary: the last page is read whole. */
+	end = (addr + sw->win) & ~(hi_addr_t)(WINDOW_MIN - 1);
+	if (end < addr + len)
+		end = addr + len;
+	if (end > sw->limit)
+		end = sw->limit;
+	*err = sweep_read(sw, addr, sw->buf, end - addr);
 	if (*err) {
 		sw->wstart = sw->wend = 0;
 		if (*err == -EFAULT)
@@ -93,7 +150,7 @@ static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
 		return NULL;
 	}
 	sw->wstart = addr;
-	sw->wend = addr + n;
+	sw->wend = end;
 	return sw->buf;
 }
 
@@ -106,31 +163,31 @@ static inline uint64_t word(const unsigned char *h)
 	return v;
 }
 
-static int add_small(struct sweep *sw, hi_addr_t p, uint64_t size,
+static int add_small(struct part *pt, hi_addr_t p, uint64_t size,
 		     uint64_t fd)
 {
-	if (sw->n == sw->cap) {
-		size_t ncap = sw->cap ? sw->cap * 2 : 4096;
-		struct small *nv = realloc(sw->v, ncap * sizeof(*nv));
+	if (pt->n == pt->cap) {
+		size_t ncap = pt->cap ? pt->cap * 2 : 4096;
+		struct small *nv = realloc(pt->v, ncap * sizeof(*nv));
 
 		if (!nv)
 			return -ENOMEM;
-		sw->v = nv;
-		sw->cap = ncap;
+		pt->v = nv;
+		pt->cap = ncap;
 	}
-	sw->v[sw->n].p = p;
-	sw->v[sw->n].size = size;
-	sw->v[sw->n].fd = fd;
-	sw->n++;
+	pt->v[pt->n].p = p;
+	pt->v[pt->n].size = size;
+	pt->v[pt->n].fd = fd;
+	pt->n++;
 	return 0;
 }
 
 /*
- * Read the chunks of one region.  Return 0, -ENOTSUP when the chunks do
- * not tile it as glibc leaves them, or -errno.
+ * Read the chunks of one region into pt.  Return 0, -ENOTSUP when the
+ * chunks do not tile it as glibc leaves them, or -errno.
  */
 static int sweep_region(struct sweep *sw, const struct region *rg,
-			struct hi_arena *a)
+			struct part *pt)
 {
 	const struct ptm_layout *l = sw->l;
 	uint64_t minsize = ptm_minsize(l), mask = ptm_align(l) - 1;
@@ -138,26 +195,23 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 	hi_addr_t p = rg->start;
 	int err = 0;
 
-	/*
-	 * With top, the region ends at top's header, which must be readable;
-	 * a heap without top ends with its mapping, its fenceposts inside.
-	 */
-	sw->limit = rg->end + (rg->has_top ? l->c_size.off + ssz : 0);
+	sw->limit = rg->limit;
 	sw->wstart = sw->wend = 0;
 	for (;;) {
 		const unsigned char *h;
 		uint64_t sz, nsz;
 		hi_addr_t next;
 
-		if (rg->has_top && p == rg->end)
-			return 0; /* top: counted by the caller */
+		if (rg->kind != END_HEAP && p == rg->end)
+			return 0; /* top (counted by the caller), or a piece */
 		if (p >= rg->end)
 			return -ENOTSUP;
 		h = need(sw, p + l->c_size.off, ssz, &err);
 		if (!h)
 			return err;
 		sz = word(h) & ~(uint64_t)7;
-		if (!rg->has_top && (sz == 0 || sz == 2 * (uint64_t)ssz)) {
+		if (rg->kind == END_HEAP &&
+		    (sz == 0 || sz == 2 * (uint64_t)ssz)) {
 			/* The fenceposts that end a heap (sysmalloc). */
 			if (sz == 0)
 				return 0;
@@ -173,19 +227,369 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 		nsz = word(h);
 		if (!(nsz & 1)) {
 			/* PREV_INUSE clear: p is in a bin. */
-			a->bin_chunks++;
-			a->bin_bytes += sz;
+			pt->bin_chunks++;
+			pt->bin_bytes += sz;
 		} else if (sz <= sw->fast_max &&
 			   (sw->fast_want >> ((sz >> 4) - 2) & 1)) {
 			h = need(sw, p + l->c_fd.off, l->c_fd.size, &err);
 			if (!h)
 				return err;
-			err = add_small(sw, p, sz, word(h));
+			err = add_small(pt, p, sz, word(h));
 			if (err)
 				return err;
 		}
 		p = next;
 	}
+}
+
+/* Regions handed out to the workers of one sweep, in any order. */
+struct crew {
+	const struct sweep *proto;
+	const struct region *rg;
+	struct part *parts;
+	size_t n;
+	size_t next; /* the next region to take (atomic) */
+};
+
+static void *crew_work(void *arg)
+{
+	struct crew *c = arg;
+	struct sweep sw = *c->proto;
+
+	sw.buf = malloc(WINDOW);
+	for (;;) {
+		size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+
+		if (i >= c->n)
+			break;
+		c->parts[i].err = sw.buf ? sweep_region(&sw, &c->rg[i],
+							&c->parts[i])
+					 : -ENOMEM;
+	}
+	free(sw.buf);
+	return NULL;
+}
+
+/*
+ * Sweep the regions with up to nworkers threads, this one included; each
+ * region's findings go to its part.
+ */
+static void crew_run(const struct sweep *proto, const struct region *rg,
+		     struct part *parts, size_t n, unsigned nworkers)
+{
+	struct sweep one = *proto;
+	struct crew c = { .proto = &one, .rg = rg, .parts = parts, .n = n };
+	pthread_t th[MAX_WORKERS];
+	unsigned started = 0;
+
+	one.shared = nworkers > 1;
+
+	/* Signals stay blocked in the workers: they inherit this mask. */
+	while (started + 1 < nworkers && started + 1 < n &&
+	       pthread_create(&th[started], NULL, crew_work, &c) == 0)
+		started++;
+	crew_work(&c);
+	while (started)
+		pthread_join(th[--started], NULL);
+}
+
+/*
+ * How many threads may read at once: the CPUs this process may use.  The
+ * tests set HEAPINSPECT_SWEEP_THREADS to share out among that many threads
+ * whatever the CPUs, and to cut even small heaps (*piece_min is then a
+ * page instead of PIECE_MIN).
+ */
+static unsigned sweep_workers(uint64_t *piece_min)
+{
+	const char *force = getenv("HEAPINSPECT_SWEEP_THREADS");
+	cpu_set_t set;
+	int n;
+
+	*piece_min = PIECE_MIN;
+	if (force && *force) {
+		n = atoi(force);
+		*piece_min = WINDOW_MIN;
+	} else if (sched_getaffinity(0, sizeof(set), &set)) {
+		n = 1;
+	} else {
+		n = CPU_COUNT(&set);
+	}
+	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
+}
+
+static int addr_cmp(const void *x, const void *y)
+{
+	hi_addr_t a = *(const hi_addr_t *)x, b = *(const hi_addr_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/*
+ * The chunks the arena struct points at, in address order: the first and
+ * last chunk of every bin and the first of every fastbin.  Only pointers:
+ * in a corrupt heap they may be anything.
+ */
+static int known_chunks(const struct ptm_layout *l, const unsigned char *st,
+			hi_addr_t arena, hi_addr_t **out, size_t *nout)
+{
+	uint64_t nbins = l->bins.count / 2 + 1;
+	size_t n = 0;
+	hi_addr_t *v;
+
+	v = malloc((l->bins.count + l->fastbins.count + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t i = 1; i < nbins; i++) {
+		hi_addr_t b = arena + l->bins.off +
+			      (i - 1) * 2 * l->ptr_size - l->c_fd.off;
+
+		for (uint64_t k = 0; k < 2; k++) {
+			struct ptm_field e = {
+				.off = l->bins.off +
+				       ((i - 1) * 2 + k) * l->ptr_size,
+				.size = l->ptr_size,
+			};
+			hi_addr_t c = ptm_get(st, &e);
+
+			if (c != b)
+				v[n++] = c;
+		}
+	}
+	for (uint64_t i = 0; i < l->fastbins.count; i++) {
+		struct ptm_field e = {
+			.off = l->fastbins.off + i * l->ptr_size,
+			.size = l->ptr_size,
+		};
+		hi_addr_t c = ptm_get(st, &e);
+
+		if (c)
+			v[n++] = c;
+	}
+	qsort(v, n, sizeof(*v), addr_cmp);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/* Whether c may start a chunk of rg: inside it, and aligned as one. */
+static int chunk_in(const struct ptm_layout *l, const struct region *rg,
+		    hi_addr_t c)
+{
+	return c > rg->start && c < rg->end &&
+	       !((c + 2 * l->c_size.size) & (ptm_align(l) - 1));
+}
+
+/*
+ * Cut the regions into pieces at the known chunks.  A pointer that is not
+ * a chunk of the region (a corrupt heap) shows when the piece before it
+ * does not end exactly there, and the caller sweeps the region again in
+ * one piece.  Return the pieces in *out (count *nout), or 0 pieces when
+ * cutting is not worth it.
+ */
+static int cut(const struct ptm_layout *l, const hi_addr_t *cand,
+	       size_t ncand, const struct region *rg, size_t nrg,
+	       unsigned nworkers, uint64_t piece_min, struct region **out,
+	       size_t *nout)
+{
+	uint64_t total = 0, want, piece;
+	size_t n = 0;
+	struct region *v;
+
+	*out = NULL;
+	*nout = 0;
+	for (size_t i = 0; i < nrg; i++)
+		total += rg[i].end - rg[i].start;
+	/* Below SPLIT_MIN, unless the tests cut smaller pieces. */
+	if (nworkers < 2 || total < SPLIT_MIN / (PIECE_MIN / piece_min))
+		return 0;
+	want = (uint64_t)nworkers * PIECES_PER_WORKER;
+	piece = total / want > piece_min ? total / want : piece_min;
+	v = malloc((MAX_PIECES + nrg) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < nrg; i++) {
+		hi_addr_t from = rg[i].start;
+		size_t k = 0;
+
+		for (;;) {
+			hi_addr_t at = from + piece;
+
+			/* The first known chunk past the next mark. */
+			while (k < ncand && (cand[k] < at || cand[k] <= from))
+				k++;
+			if (k == ncand || !chunk_in(l, &rg[i], cand[k]) ||
+			    n >= MAX_PIECES)
+				break;
+			v[n] = rg[i];
+			v[n].start = from;
+			v[n].end = cand[k];
+			v[n].kind = END_CHUNK;
+			n++;
+			from = cand[k];
+		}
+		v[n] = rg[i];
+		v[n].start = from;
+		n++;
+	}
+	if (n <= nrg) {
+		free(v);
+		return 0;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/*
+ * What reading costs, in units of about a microsecond on the machine of
+ * bench/RESULTS.md: walking the lists costs about LIST_COST per free chunk
+ * (a system call per block of chunks, and pages read for a chunk or two
+ * each), sweeping SWEEP_COST per page of heap, or per chunk where chunks
+ * span pages (a read per chunk header then), SWEEP_SPEEDUP times less
+ * with two threads or more.  Only the ratio matters; both ways give the
+ * same figures, so a wrong guess costs time, never exactness.
+ */
+#define LIST_COST 2.0
+#define SWEEP_COST 1.0
+#define SWEEP_SPEEDUP 1.6
+#define SAMPLES 32
+#define SAMPLE_BYTES (16u << 10)
+
+/*
+ * Whether sweeping the regions should cost less than walking the lists:
+ * short sweeps from up to SAMPLES of the known chunks, spread over the
+ * heap, tell how many of its chunks are free and how large chunks are.
+ * The chunks sampled from are free themselves: each counts for its bytes,
+ * not as a free chunk.  Return 1 or 0, or -errno from the reader.
+ */
+static int sweep_pays(const struct sweep *proto, const hi_addr_t *cand,
+		      size_t ncand, const struct region *rg, size_t nrg,
+		      unsigned nworkers)
+{
+	const struct ptm_layout *l = proto->l;
+	uint64_t minsize = ptm_minsize(l), mask = ptm_align(l) - 1;
+	unsigned off = l->c_size.off;
+	uint64_t total = 0, bytes = 0, chunks = 0, nfree = 0;
+	double pages, list_cost, sweep_cost;
+	size_t step = ncand > SAMPLES ? ncand / SAMPLES : 1;
+	unsigned char *buf;
+	int ret = 0;
+
+	for (size_t i = 0; i < nrg; i++)
+		total += rg[i].end - rg[i].start;
+	buf = malloc(SAMPLE_BYTES);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < ncand; i += step) {
+		const struct region *in = NULL;
+		hi_addr_t c = cand[i], p = c;
+		size_t len;
+
+		for (size_t j = 0; j < nrg && !in; j++)
+			if (chunk_in(l, &rg[j], c))
+				in = &rg[j];
+		if (!in)
+			continue;
+		len = in->limit - c < SAMPLE_BYTES ? in->limit - c
+						   : SAMPLE_BYTES;
+		ret = sweep_read(proto, c, buf, len);
+		if (ret == -EFAULT)
+			continue;
+		if (ret)
+			break;
+		while (p + off + 8 <= c + len) {
+			uint64_t sz = word(buf + (p - c) + off) & ~(uint64_t)7;
+
+			if (sz < minsize || (sz & mask) || sz > in->end - p)
+				break;
+			chunks++;
+			bytes += sz;
+			if (p + sz + off + 8 > c + len)
+				break;
+			if (p != c && !(word(buf + (p + sz - c) + off) & 1))
+				nfree++;
+			p += sz;
+		}
+	}
+	free(buf);
+	if (ret)
+		return ret;
+	if (!bytes)
+		return 0;
+	pages = (double)total / 4096;
+	list_cost = LIST_COST * (double)nfree * (double)total / (double)bytes;
+	sweep_cost = SWEEP_COST * (double)chunks * (double)total /
+		     (double)bytes;
+	if (sweep_cost > SWEEP_COST * pages)
+		sweep_cost = SWEEP_COST * pages;
+	if (nworkers > 1)
+		sweep_cost /= SWEEP_SPEEDUP;
+	return list_cost > sweep_cost;
+}
+
+/*
+ * Sweep the regions, in pieces by several threads where that pays, and
+ * add up what they found in *sum (its table of small chunks in address
+ * order within each region).
+ */
+static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
+		     size_t ncand, const struct region *rg, size_t nrg,
+		     unsigned nworkers, uint64_t piece_min, struct part *sum)
+{
+	struct region *pieces = NULL;
+	struct part *parts = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = cut(proto->l, cand, ncand, rg, nrg, nworkers, piece_min, &pieces,
+		  &n);
+	if (ret)
+		return ret;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		const struct region *v = pieces ? pieces : rg;
+
+		if (!pieces) {
+			n = nrg;
+			nworkers = 1;
+		}
+		parts = calloc(n, sizeof(*parts));
+		if (!parts) {
+			ret = -ENOMEM;
+			break;
+		}
+		crew_run(proto, v, parts, n, nworkers);
+		ret = 0;
+		for (size_t i = 0; i < n && !ret; i++)
+			ret = parts[i].err;
+		/*
+		 * A cut that was no chunk, or a reader that cannot be shared
+		 * now: sweep each region whole, alone.
+		 */
+		if ((ret == -ENOTSUP || ret == -ENOSYS) && pieces) {
+			for (size_t i = 0; i < n; i++)
+				free(parts[i].v);
+			free(parts);
+			parts = NULL;
+			free(pieces);
+			pieces = NULL;
+			continue;
+		}
+		break;
+	}
+	for (size_t i = 0; parts && i < n; i++) {
+		if (!ret) {
+			sum->bin_chunks += parts[i].bin_chunks;
+			sum->bin_bytes += parts[i].bin_bytes;
+			for (size_t j = 0; j < parts[i].n && !ret; j++)
+				ret = add_small(sum, parts[i].v[j].p,
+						parts[i].v[j].size,
+						parts[i].v[j].fd);
+		}
+		free(parts[i].v);
+	}
+	free(parts);
+	free(pieces);
+	return ret;
 }
 
 static int small_cmp(const void *x, const void *y)
@@ -195,16 +599,16 @@ static int small_cmp(const void *x, const void *y)
 	return a->p < b->p ? -1 : a->p > b->p;
 }
 
-static const struct small *find_small(const struct sweep *sw, hi_addr_t p)
+static const struct small *find_small(const struct part *pt, hi_addr_t p)
 {
-	size_t lo = 0, hi = sw->n;
+	size_t lo = 0, hi = pt->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (sw->v[mid].p == p)
-			return &sw->v[mid];
-		if (sw->v[mid].p < p)
+		if (pt->v[mid].p == p)
+			return &pt->v[mid];
+		if (pt->v[mid].p < p)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -213,14 +617,14 @@ static const struct small *find_small(const struct sweep *sw, hi_addr_t p)
 }
 
 /* Follow fastbin idx from head through the table. */
-static int fastbin_from_table(const struct sweep *sw, struct hi_arena *a,
+static int fastbin_from_table(const struct ptm_layout *l,
+			      const struct part *pt, struct hi_arena *a,
 			      unsigned idx, hi_addr_t p)
 {
-	const struct ptm_layout *l = sw->l;
 	uint64_t steps = 0;
 
 	while (p) {
-		const struct small *c = find_small(sw, p);
+		const struct small *c = find_small(pt, p);
 
 		if (!c || c->size != (uint64_t)(idx + 2) * 16) {
 			a->status = -HI_E_CORRUPT;
@@ -231,7 +635,7 @@ static int fastbin_from_table(const struct sweep *sw, struct hi_arena *a,
 			return 0;
 		}
 		/* Each chunk once: more steps than chunks is a loop. */
-		if (++steps > sw->n) {
+		if (++steps > pt->n) {
 			a->status = -HI_E_CORRUPT;
 			a->bad_addr = p;
 			snprintf(a->why, sizeof(a->why), "fastbin %u loops "
@@ -286,7 +690,10 @@ static int heap_regions(const struct ptm_layout *l, const struct hi_reader *r,
 			start++;
 		v[n].start = start;
 		v[n].end = n == 0 ? top : h + size;
-		v[n].has_top = n == 0;
+		v[n].kind = n == 0 ? END_TOP : END_HEAP;
+		/* top's header is read; a heap ends with its mapping. */
+		v[n].limit = n == 0 ? top + l->c_size.off + l->c_size.size
+				    : h + size;
 		if (v[n].end < start)
 			goto fail;
 		n++;
@@ -310,12 +717,23 @@ fail:
 
 int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	      const struct hi_reader *r, const struct hi_maps *maps,
-	      const unsigned char *st, hi_addr_t top, struct hi_arena *a)
+	      const unsigned char *st, hi_addr_t top, int if_cheaper,
+	      struct hi_arena *a)
 {
 	struct sweep sw = { .l = l, .r = r };
+	struct part sum = { 0 };
 	struct region *rg = NULL;
-	size_t nrg = 0;
+	hi_addr_t *cand = NULL;
+	size_t nrg = 0, ncand = 0;
+	uint64_t piece_min;
+	unsigned nworkers = sweep_workers(&piece_min);
 	int ret;
+
+	if (!r->read_direct)
+		nworkers = 1;
+	/* A small arena: the lists' walk gives up in time if it must. */
+	if (if_cheaper && a->system_mem < SPLIT_MIN)
+		return -EAGAIN;
 
 	if (l->c_size.size != 8 || l->c_fd.size != 8 || !l->flags.size)
 		return -ENOTSUP;
@@ -359,7 +777,8 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			return -ENOMEM;
 		rg->start = base;
 		rg->end = top;
-		rg->has_top = 1;
+		rg->limit = top + l->c_size.off + l->c_size.size;
+		rg->kind = END_TOP;
 		nrg = 1;
 	} else {
 		ret = heap_regions(l, r, maps, a, top, &rg, &nrg);
@@ -367,27 +786,32 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			return ret;
 	}
 	for (size_t i = 0; i < nrg; i++) {
-		if (!hi_maps_rw_range(maps, rg[i].start,
-				      rg[i].end - rg[i].start +
-					      (rg[i].has_top ? 16 : 0))) {
+		if (rg[i].limit < rg[i].start ||
+		    !hi_maps_rw_range(maps, rg[i].start,
+				      rg[i].limit - rg[i].start)) {
 			ret = -ENOTSUP;
 			goto out;
 		}
 	}
-	sw.buf = malloc(WINDOW);
-	if (!sw.buf) {
-		ret = -ENOMEM;
+	ret = known_chunks(l, st, a->addr, &cand, &ncand);
+	if (ret)
 		goto out;
-	}
-	for (size_t i = 0; i < nrg; i++) {
-		ret = sweep_region(&sw, &rg[i], a);
-		if (ret)
+	if (if_cheaper) {
+		ret = sweep_pays(&sw, cand, ncand, rg, nrg, nworkers);
+		if (ret <= 0) {
+			ret = ret ? ret : -EAGAIN;
 			goto out;
+		}
 	}
-	/* One region is swept in address order: already sorted then. */
-	for (size_t i = 1; i < sw.n; i++) {
-		if (sw.v[i - 1].p > sw.v[i].p) {
-			qsort(sw.v, sw.n, sizeof(*sw.v), small_cmp);
+	ret = sweep_all(&sw, cand, ncand, rg, nrg, nworkers, piece_min, &sum);
+	if (ret)
+		goto out;
+	a->bin_chunks += sum.bin_chunks;
+	a->bin_bytes += sum.bin_bytes;
+	/* A region is swept in address order: one is sorted already. */
+	for (size_t i = 1; i < sum.n; i++) {
+		if (sum.v[i - 1].p > sum.v[i].p) {
+			qsort(sum.v, sum.n, sizeof(*sum.v), small_cmp);
 			break;
 		}
 	}
@@ -397,7 +821,8 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			.size = l->ptr_size,
 		};
 
-		ret = fastbin_from_table(&sw, a, (unsigned)i, ptm_get(st, &e));
+		ret = fastbin_from_table(l, &sum, a, (unsigned)i,
+					 ptm_get(st, &e));
 		if (ret)
 			goto out;
 	}
@@ -407,8 +832,8 @@ out:
 		a->bin_chunks = a->bin_bytes = 0;
 		a->fast_chunks = a->fast_bytes = 0;
 	}
-	free(sw.buf);
-	free(sw.v);
+	free(sum.v);
+	free(cand);
 	free(rg);
 	return ret;
 }

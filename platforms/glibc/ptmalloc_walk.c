@@ -663,40 +663,57 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		ncur++;
 	}
 	/*
-	 * A miss of the reader's cache costs a system call and a page copy;
-	 * past one miss for every SWEEP_RATIO pages of the arena's memory,
-	 * one pass over all of it costs less (ptmalloc_sweep.c).
+	 * In auto mode: a sweep when a few short reads of the heap say it
+	 * costs less than the lists (ptmalloc_sweep.c), else the lists, but
+	 * past one miss of the reader's cache (a system call and a page copy)
+	 * for every SWEEP_RATIO pages of the arena's memory, when the guess
+	 * was wrong, the sweep after all.
 	 */
-	if (mode == PTM_SWEEP) {
-		ret = -EAGAIN;
-	} else {
-		uint64_t budget = mode == PTM_AUTO && r->cached
-					  ? a->system_mem / 4096 / SWEEP_RATIO +
-						    SWEEP_MIN
-					  : 0;
-
-		ret = walk_lists(l, r, maps, a, cur, ncur, budget, left);
-	}
-	if (ret == -EAGAIN) {
+	{
 		struct hi_arena keep = *a;
+		int sweep_ok = 1;
 
 		keep.fast_chunks = keep.fast_bytes = 0;
 		keep.bin_chunks = keep.bin_bytes = 0;
-		keep.status = 0;
-		keep.why[0] = '\0';
-		*a = keep;
-		ret = ptm_sweep(l, w, r, maps, st, top, a);
-		if (ret == -ENOTSUP && mode == PTM_AUTO) {
-			/* Start the lists again, from their heads. */
-			*a = keep;
-			for (size_t i = 0; i < ncur; i++) {
-				cur[i].p = cur[i].head;
-				cur[i].n = 0;
-				cur[i].cyc.saved = cur[i].end;
-				cur[i].cyc.power = 1;
-				cur[i].cyc.steps = 0;
+
+		if (mode == PTM_LISTS) {
+			ret = -EAGAIN;
+			sweep_ok = 0;
+		} else {
+			ret = ptm_sweep(l, w, r, maps, st, top,
+					mode == PTM_AUTO, a);
+			if (ret == -ENOTSUP && mode == PTM_AUTO) {
+				sweep_ok = 0;
+				ret = -EAGAIN;
 			}
-			ret = walk_lists(l, r, maps, a, cur, ncur, 0, left);
+		}
+		if (ret == -EAGAIN) {
+			uint64_t budget = sweep_ok && r->cached
+						  ? a->system_mem / 4096 /
+								    SWEEP_RATIO +
+							    SWEEP_MIN
+						  : 0;
+
+			*a = keep;
+			ret = walk_lists(l, r, maps, a, cur, ncur, budget,
+					 left);
+		}
+		if (ret == -EAGAIN) {
+			*a = keep;
+			ret = ptm_sweep(l, w, r, maps, st, top, 0, a);
+			if (ret == -ENOTSUP) {
+				/* Start the lists again, from their heads. */
+				*a = keep;
+				for (size_t i = 0; i < ncur; i++) {
+					cur[i].p = cur[i].head;
+					cur[i].n = 0;
+					cur[i].cyc.saved = cur[i].end;
+					cur[i].cyc.power = 1;
+					cur[i].cyc.steps = 0;
+				}
+				ret = walk_lists(l, r, maps, a, cur, ncur, 0,
+						 left);
+			}
 		}
 	}
 	if (ret == -HI_E_CORRUPT)

@@ -6,10 +6,12 @@
  * corrupt or half-updated target can be.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ptmalloc_priv.h"
 
@@ -45,11 +47,47 @@ static int buf_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The threads that read through read_direct: a sweep shared out.  With
+ * wait_for_two, the first waits (up to 5 s) for a second to read, so that
+ * a thread that starts late still gets its share, whatever the load.
+ */
+static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t readers_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t readers[8];
+static size_t nreaders;
+static int wait_for_two;
+
+static int direct_read(void *arg, hi_addr_t addr, void *buf, size_t len)
+{
+	pthread_t self = pthread_self();
+	struct timespec until;
+	size_t i;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&readers_mu);
+	for (i = 0; i < nreaders && !pthread_equal(readers[i], self); i++)
+		;
+	if (i == nreaders && nreaders < 8) {
+		readers[nreaders++] = self;
+		pthread_cond_broadcast(&readers_cv);
+	}
+	while (wait_for_two && nreaders < 2 &&
+	       pthread_cond_timedwait(&readers_cv, &readers_mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&readers_mu);
+	return buf_read(arg, addr, buf, len);
+}
+
 static struct hi_map the_map = {
 	.start = BASE, .end = BASE + MEMSZ, .prot = HI_PROT_R | HI_PROT_W,
 };
 static const struct hi_maps maps = { .v = &the_map, .n = 1 };
-static const struct hi_reader reader = { .read = buf_read };
+static const struct hi_reader reader = {
+	.read = buf_read,
+	.read_direct = direct_read,
+};
 
 /*
  * glibc 2.36's x86_64 layout, written down here from `ptype /o` in gdb, as
@@ -112,7 +150,7 @@ struct expect {
 
 static hi_addr_t next_chunk;
 /* Chunks put in bins: the chunk after each is told it is free. */
-static hi_addr_t binned[64];
+static hi_addr_t binned[1024];
 static size_t nbinned;
 
 static hi_addr_t new_chunk(uint64_t size)
@@ -155,7 +193,13 @@ static void push_bin(const struct ptm_layout *l, unsigned i, uint64_t size,
 	e->bin_bytes += size;
 }
 
-static void build(const struct ptm_layout *l, struct expect *e)
+/*
+ * The heap of the tests: a few chunks in fastbins and bins, then ngroups
+ * more chunks in the small bins and the unsorted bin, each between two
+ * chunks in use, then top.
+ */
+static void build_n(const struct ptm_layout *l, struct expect *e,
+		    unsigned ngroups)
 {
 	hi_addr_t top;
 
@@ -180,6 +224,14 @@ static void build(const struct ptm_layout *l, struct expect *e)
 	push_bin(l, 64, 1024, e);  /* first large bin: 1024..1087 */
 	push_bin(l, 64, 1072, e);
 	push_bin(l, 118, 32768, e); /* 110 + (32768 >> 12) */
+	for (unsigned k = 0; k < ngroups; k++) {
+		uint64_t size = 32 + (k * 80) % 960; /* small bin size >> 4 */
+
+		new_chunk(32 + (k * 48) % 992);
+		push_bin(l, k % 3 ? (unsigned)(size >> 4) : 1, size, e);
+	}
+	if (ngroups)
+		new_chunk(64);
 	top = new_chunk(0x8000);
 	e->top = 0x8000;
 	/* As _int_free leaves a binned chunk: the next one's PREV_INUSE clear. */
@@ -199,6 +251,11 @@ static void build(const struct ptm_layout *l, struct expect *e)
 	put32(PAR + l->n_mmaps.off, 3);
 	put64(PAR + l->mmapped_mem.off, 3 * 0x21000);
 	put64(PAR + l->max_mmapped_mem.off, 5 * 0x21000);
+}
+
+static void build(const struct ptm_layout *l, struct expect *e)
+{
+	build_n(l, e, 0);
 }
 
 static enum ptm_mode walk_mode = PTM_AUTO;
@@ -456,6 +513,54 @@ static void test_sweep_corrupt(int safe_linking)
 	walk_mode = PTM_AUTO;
 }
 
+/*
+ * A sweep cut into pieces and shared out among threads gives the figures
+ * of the whole heap; cuts at pointers of the arena that are no chunks are
+ * found out, and the heap is swept whole instead.
+ */
+static void test_sweep_pieces(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	struct hi_heap h;
+	struct expect e;
+	int ret;
+
+	build_n(&l, &e, 600);
+	for (int bad = 0; bad <= 1; bad++) {
+		/* Every small bin's first chunk, 16 bytes into itself. */
+		for (unsigned i = 2; bad && i < 64; i++) {
+			hi_addr_t p;
+
+			memcpy(&p, mem + (bin_at(&l, i) + 16 - BASE), 8);
+			if (p != bin_at(&l, i))
+				put64(bin_at(&l, i) + 16, p + 16);
+		}
+		setenv("HEAPINSPECT_SWEEP_THREADS", "3", 1);
+		nreaders = 0;
+		wait_for_two = 1;
+		walk_mode = PTM_SWEEP;
+		ret = walk(&l, &h);
+		walk_mode = PTM_AUTO;
+		wait_for_two = 0;
+		unsetenv("HEAPINSPECT_SWEEP_THREADS");
+		CHECK(ret == 0 && h.complete, "pieces (bad cuts %d): ret %d",
+		      bad, ret);
+		if (ret)
+			continue;
+		CHECK(nreaders > 1, "pieces: read by %zu thread(s)", nreaders);
+		CHECK(h.arenas[0].bin_chunks == e.bin_chunks &&
+		      h.arenas[0].bin_bytes == e.bin_bytes &&
+		      h.arenas[0].fast_chunks == e.fast_chunks &&
+		      h.arenas[0].fast_bytes == e.fast_bytes &&
+		      h.arenas[0].top_size == e.top,
+		      "pieces (bad cuts %d): %" PRIu64 " chunks, %" PRIu64
+		      " bytes in bins, expected %" PRIu64 ", %" PRIu64, bad,
+		      h.arenas[0].bin_chunks, h.arenas[0].bin_bytes,
+		      e.bin_chunks, e.bin_bytes);
+		hi_heap_free(&h);
+	}
+}
+
 int main(void)
 {
 	for (int sl = 0; sl <= 1; sl++) {
@@ -463,6 +568,7 @@ int main(void)
 		test_good(sl, PTM_LISTS);
 		test_good(sl, PTM_SWEEP);
 		test_sweep_corrupt(sl);
+		test_sweep_pieces(sl);
 		expect_corrupt("fastbin cycle", fast_cycle, sl);
 		expect_corrupt("fastbin unmapped", fast_unmapped, sl);
 		expect_corrupt("fastbin misaligned", fast_misaligned, sl);
