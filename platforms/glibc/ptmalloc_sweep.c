@@ -102,6 +102,7 @@ struct sweep {
 	size_t win;         /* the next window's size */
 	uint64_t fast_max;  /* the largest fastbin chunk size with chunks */
 	uint64_t fast_want; /* bit i: fastbin i is not empty */
+	hi_addr_t lo, hi;   /* the arena's chunks lie in [lo, hi) */
 	int shared;         /* other threads read too: read_direct only */
 };
 
@@ -231,12 +232,25 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 			pt->bin_bytes += sz;
 		} else if (sz <= sw->fast_max &&
 			   (sw->fast_want >> ((sz >> 4) - 2) & 1)) {
+			uint64_t fd, nx;
+
 			h = need(sw, p + l->c_fd.off, l->c_fd.size, &err);
 			if (!h)
 				return err;
-			err = add_small(pt, p, sz, word(h));
-			if (err)
-				return err;
+			fd = word(h);
+			/*
+			 * Only a chunk whose fd could link a fastbin (the end,
+			 * or an aligned chunk of the arena) may be in one: the
+			 * table stays small, most of such chunks being in use.
+			 */
+			nx = l->safe_linking ? ((p + l->c_fd.off) >> 12) ^ fd
+					     : fd;
+			if (nx == 0 || (nx >= sw->lo && nx < sw->hi &&
+					!((nx + 2 * ssz) & mask))) {
+				err = add_small(pt, p, sz, fd);
+				if (err)
+					return err;
+			}
 		}
 		p = next;
 	}
@@ -444,23 +458,27 @@ static int cut(const struct ptm_layout *l, const hi_addr_t *cand,
  * What reading costs, in units of about a microsecond on the machine of
  * bench/RESULTS.md: walking the lists costs about LIST_COST per free chunk
  * (a system call per block of chunks, and pages read for a chunk or two
- * each), sweeping SWEEP_COST per page of heap, or per chunk where chunks
- * span pages (a read per chunk header then), SWEEP_SPEEDUP times less
- * with two threads or more.  Only the ratio matters; both ways give the
+ * each), sweeping SWEEP_COST per page of heap copied, and JUMP_COST for a
+ * page read on its own after a chunk of a page or more, SWEEP_SPEEDUP
+ * times less with two threads or more.  Only the ratio matters; both ways give the
  * same figures, so a wrong guess costs time, never exactness.
  */
 #define LIST_COST 2.0
 #define SWEEP_COST 1.0
+#define JUMP_COST 1.5
 #define SWEEP_SPEEDUP 1.6
 #define SAMPLES 32
-#define SAMPLE_BYTES (16u << 10)
+#define SAMPLE_CHUNKS 32
+/* Below this the lists are walked first, and the guess not made. */
+#define GUESS_MIN (1ull << 20)
 
 /*
  * Whether sweeping the regions should cost less than walking the lists:
- * short sweeps from up to SAMPLES of the known chunks, spread over the
- * heap, tell how many of its chunks are free and how large chunks are.
- * The chunks sampled from are free themselves: each counts for its bytes,
- * not as a free chunk.  Return 1 or 0, or -errno from the reader.
+ * short sweeps of SAMPLE_CHUNKS chunks after up to SAMPLES of the known
+ * chunks, spread over the heap, tell how many chunks are free and how
+ * large chunks are.  The known chunks are free themselves: they are not
+ * counted, nor is a chunk whose successor is not read.  Return 1 or 0, or
+ * -errno from the reader.
  */
 static int sweep_pays(const struct sweep *proto, const hi_addr_t *cand,
 		      size_t ncand, const struct region *rg, size_t nrg,
@@ -468,60 +486,62 @@ static int sweep_pays(const struct sweep *proto, const hi_addr_t *cand,
 {
 	const struct ptm_layout *l = proto->l;
 	uint64_t minsize = ptm_minsize(l), mask = ptm_align(l) - 1;
-	unsigned off = l->c_size.off;
-	uint64_t total = 0, bytes = 0, chunks = 0, nfree = 0;
-	double pages, list_cost, sweep_cost;
+	unsigned off = l->c_size.off, ssz = l->c_size.size;
+	uint64_t total = 0, bytes = 0, nfree = 0;
+	double reads = 0, list_cost, sweep_cost;
 	size_t step = ncand > SAMPLES ? ncand / SAMPLES : 1;
-	unsigned char *buf;
+	struct sweep sw = *proto;
 	int ret = 0;
 
 	for (size_t i = 0; i < nrg; i++)
 		total += rg[i].end - rg[i].start;
-	buf = malloc(SAMPLE_BYTES);
-	if (!buf)
+	sw.buf = malloc(WINDOW);
+	if (!sw.buf)
 		return -ENOMEM;
-	for (size_t i = 0; i < ncand; i += step) {
+	for (size_t i = 0; i < ncand && !ret; i += step) {
 		const struct region *in = NULL;
-		hi_addr_t c = cand[i], p = c;
-		size_t len;
+		const unsigned char *h;
+		hi_addr_t p = cand[i];
+		uint64_t sz;
 
 		for (size_t j = 0; j < nrg && !in; j++)
-			if (chunk_in(l, &rg[j], c))
+			if (chunk_in(l, &rg[j], p))
 				in = &rg[j];
 		if (!in)
 			continue;
-		len = in->limit - c < SAMPLE_BYTES ? in->limit - c
-						   : SAMPLE_BYTES;
-		ret = sweep_read(proto, c, buf, len);
-		if (ret == -EFAULT)
-			continue;
-		if (ret)
-			break;
-		while (p + off + 8 <= c + len) {
-			uint64_t sz = word(buf + (p - c) + off) & ~(uint64_t)7;
-
+		sw.limit = in->limit;
+		sw.wstart = sw.wend = 0;
+		for (unsigned k = 0; k <= SAMPLE_CHUNKS; k++) {
+			h = need(&sw, p + off, ssz, &ret);
+			if (!h)
+				break;
+			sz = word(h) & ~(uint64_t)7;
 			if (sz < minsize || (sz & mask) || sz > in->end - p)
 				break;
-			chunks++;
-			bytes += sz;
-			if (p + sz + off + 8 > c + len)
-				break;
-			if (p != c && !(word(buf + (p + sz - c) + off) & 1))
-				nfree++;
+			if (k) {
+				h = need(&sw, p + sz + off, ssz, &ret);
+				if (!h)
+					break;
+				bytes += sz;
+				nfree += !(word(h) & 1);
+				/* Copied through, or a read of its own. */
+				reads += sz < WINDOW_MIN
+						 ? (double)sz / WINDOW_MIN
+						 : JUMP_COST;
+			}
 			p += sz;
 		}
+		/* A sample that runs into the unexpected just ends. */
+		if (ret == -ENOTSUP)
+			ret = 0;
 	}
-	free(buf);
+	free(sw.buf);
 	if (ret)
 		return ret;
 	if (!bytes)
 		return 0;
-	pages = (double)total / 4096;
 	list_cost = LIST_COST * (double)nfree * (double)total / (double)bytes;
-	sweep_cost = SWEEP_COST * (double)chunks * (double)total /
-		     (double)bytes;
-	if (sweep_cost > SWEEP_COST * pages)
-		sweep_cost = SWEEP_COST * pages;
+	sweep_cost = SWEEP_COST * reads * (double)total / (double)bytes;
 	if (nworkers > 1)
 		sweep_cost /= SWEEP_SPEEDUP;
 	return list_cost > sweep_cost;
@@ -732,7 +752,7 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	if (!r->read_direct)
 		nworkers = 1;
 	/* A small arena: the lists' walk gives up in time if it must. */
-	if (if_cheaper && a->system_mem < SPLIT_MIN)
+	if (if_cheaper && a->system_mem < GUESS_MIN)
 		return -EAGAIN;
 
 	if (l->c_size.size != 8 || l->c_fd.size != 8 || !l->flags.size)
@@ -792,6 +812,11 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			ret = -ENOTSUP;
 			goto out;
 		}
+	}
+	sw.lo = rg[0].start;
+	for (size_t i = 0; i < nrg; i++) {
+		sw.lo = rg[i].start < sw.lo ? rg[i].start : sw.lo;
+		sw.hi = rg[i].end > sw.hi ? rg[i].end : sw.hi;
 	}
 	ret = known_chunks(l, st, a->addr, &cand, &ncand);
 	if (ret)

@@ -503,7 +503,16 @@ static int walk_lists(const struct ptm_layout *l, const struct hi_reader *r,
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* One step of each list tells which way it goes. */
+	/* One step of each list tells which way it goes: all in one read. */
+	if (r->prefetch) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < ncur; i++) {
+			if (hi_maps_rw_range(maps, cur[i].p, 32))
+				want[k++] = cur[i].p;
+		}
+		r->prefetch(r->arg, want, k, 0);
+	}
 	for (size_t i = 0; i < ncur; i++) {
 		struct cursor *c = &cur[i];
 		hi_addr_t from = c->p;
@@ -680,8 +689,14 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			ret = -EAGAIN;
 			sweep_ok = 0;
 		} else {
-			ret = ptm_sweep(l, w, r, maps, st, top,
-					mode == PTM_AUTO, a);
+			/*
+			 * The costs weighed are those of system calls: a
+			 * reader without a cache (a heap image) walks lists.
+			 */
+			ret = mode == PTM_AUTO && !r->cached
+				      ? -EAGAIN
+				      : ptm_sweep(l, w, r, maps, st, top,
+						  mode == PTM_AUTO, a);
 			if (ret == -ENOTSUP && mode == PTM_AUTO) {
 				sweep_ok = 0;
 				ret = -EAGAIN;
