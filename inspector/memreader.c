@@ -61,26 +61,42 @@ void hi_mem_invalidate(struct hi_mem *m)
 	m->generation++;
 }
 
-/* One read straight from the target, no cache. */
-static int raw_read(struct hi_mem *m, hi_addr_t addr, void *buf, size_t len)
+/* process_vm_readv of one range: 0, -EFAULT (not all mapped), or -errno. */
+static int vm_read(pid_t pid, hi_addr_t addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
+				.iov_len = len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return n >= 0 || errno == EFAULT ? -EFAULT : -errno;
+}
+
+/* pread of /proc/PID/mem: 0, -EFAULT (not all mapped), or -errno. */
+static int mem_read(int fd, hi_addr_t addr, void *buf, size_t len)
 {
 	ssize_t n;
 
+	if (addr > INT64_MAX)
+		return -EFAULT;
+	n = pread(fd, buf, len, (off_t)addr);
+	if (n == (ssize_t)len)
+		return 0;
+	return n >= 0 || errno == EIO ? -EFAULT : -errno;
+}
+
+/* One read straight from the target, no cache. */
+static int raw_read(struct hi_mem *m, hi_addr_t addr, void *buf, size_t len)
+{
+	int ret;
+
 	m->reads++;
 	if (!m->vm_readv_broken) {
-		struct iovec local = { .iov_base = buf, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
-					.iov_len = len };
-
-		n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
-		if (n == (ssize_t)len)
-			return 0;
-		if (n >= 0 || errno == EFAULT)
-			return -EFAULT;
-		if (errno == ESRCH)
-			return -ESRCH;
-		if (errno != ENOSYS && errno != EPERM)
-			return -errno;
+		ret = vm_read(m->pid, addr, buf, len);
+		if (ret != -ENOSYS && ret != -EPERM)
+			return ret;
 		/* Kernels without CONFIG_CROSS_MEMORY_ATTACH. */
 		m->vm_readv_broken = 1;
 	}
@@ -92,14 +108,7 @@ static int raw_read(struct hi_mem *m, hi_addr_t addr, void *buf, size_t len)
 		if (m->mem_fd < 0)
 			return errno == ENOENT ? -ESRCH : -errno;
 	}
-	if (addr > INT64_MAX)
-		return -EFAULT;
-	n = pread(m->mem_fd, buf, len, (off_t)addr);
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0 || errno == EIO)
-		return -EFAULT;
-	return -errno;
+	return mem_read(m->mem_fd, addr, buf, len);
 }
 
 static struct hi_block *block_of(struct hi_mem *m, hi_addr_t base)
@@ -258,33 +267,16 @@ next:;
 static int direct_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 {
 	struct hi_mem *m = arg;
-	ssize_t n;
+	int ret;
 
 	__atomic_fetch_add(&m->reads, 1, __ATOMIC_RELAXED);
 	if (addr + len < addr)
 		return -EFAULT;
 	if (!m->vm_readv_broken) {
-		struct iovec local = { .iov_base = buf, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
-					.iov_len = len };
-
-		n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
-		if (n == (ssize_t)len)
-			return 0;
-		if (n >= 0 || errno == EFAULT)
-			return -EFAULT;
-		return errno == ENOSYS || errno == EPERM ? -ENOSYS : -errno;
+		ret = vm_read(m->pid, addr, buf, len);
+		return ret == -EPERM ? -ENOSYS : ret;
 	}
-	if (m->mem_fd < 0)
-		return -ENOSYS;
-	if (addr > INT64_MAX)
-		return -EFAULT;
-	n = pread(m->mem_fd, buf, len, (off_t)addr);
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0 || errno == EIO)
-		return -EFAULT;
-	return -errno;
+	return m->mem_fd < 0 ? -ENOSYS : mem_read(m->mem_fd, addr, buf, len);
 }
 
 struct hi_reader hi_mem_reader(struct hi_mem *m)

@@ -222,6 +222,11 @@ int ptm_cache_remove(const char *dir, const char *build_id);
 
 /* A member's value from a copy of its struct (sizes 4 and 8; else 0). */
 uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f);
+/* Element i of an array member of pointers, such as bins or fastbinsY. */
+uint64_t ptm_get_elem(const unsigned char *buf, const struct ptm_field *f,
+		      unsigned ptr_size, uint64_t i);
+/* qsort's comparison of two hi_addr_t. */
+int ptm_addr_cmp(const void *x, const void *y);
 
 /*
  * Check that a layout is one the walker can use: pointer-sized links, bins

@@ -331,13 +331,6 @@ static unsigned sweep_workers(uint64_t *piece_min)
 	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
 }
 
-static int addr_cmp(const void *x, const void *y)
-{
-	hi_addr_t a = *(const hi_addr_t *)x, b = *(const hi_addr_t *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 /*
  * The chunks the arena struct points at, in address order: the first and
  * last chunk of every bin and the first of every fastbin.  Only pointers:
@@ -354,32 +347,25 @@ static int known_chunks(const struct ptm_layout *l, const unsigned char *st,
 	if (!v)
 		return -ENOMEM;
 	for (uint64_t i = 1; i < nbins; i++) {
+		/* bin_at (m, i): the pair bins[2i-2..2i-1] seen as fd/bk. */
 		hi_addr_t b = arena + l->bins.off +
 			      (i - 1) * 2 * l->ptr_size - l->c_fd.off;
 
 		for (uint64_t k = 0; k < 2; k++) {
-			struct ptm_field e = {
-				.off = l->bins.off +
-				       ((i - 1) * 2 + k) * l->ptr_size,
-				.size = l->ptr_size,
-			};
-			hi_addr_t c = ptm_get(st, &e);
+			hi_addr_t c = ptm_get_elem(st, &l->bins, l->ptr_size,
+						   (i - 1) * 2 + k);
 
 			if (c != b)
 				v[n++] = c;
 		}
 	}
 	for (uint64_t i = 0; i < l->fastbins.count; i++) {
-		struct ptm_field e = {
-			.off = l->fastbins.off + i * l->ptr_size,
-			.size = l->ptr_size,
-		};
-		hi_addr_t c = ptm_get(st, &e);
+		hi_addr_t c = ptm_get_elem(st, &l->fastbins, l->ptr_size, i);
 
 		if (c)
 			v[n++] = c;
 	}
-	qsort(v, n, sizeof(*v), addr_cmp);
+	qsort(v, n, sizeof(*v), ptm_addr_cmp);
 	*out = v;
 	*nout = n;
 	return 0;
@@ -413,8 +399,8 @@ static int cut(const struct ptm_layout *l, const hi_addr_t *cand,
 	*nout = 0;
 	for (size_t i = 0; i < nrg; i++)
 		total += rg[i].end - rg[i].start;
-	/* Below SPLIT_MIN, unless the tests cut smaller pieces. */
-	if (nworkers < 2 || total < SPLIT_MIN / (PIECE_MIN / piece_min))
+	/* Fewer than SPLIT_MIN / PIECE_MIN pieces: not worth a thread. */
+	if (nworkers < 2 || total < piece_min * (SPLIT_MIN / PIECE_MIN))
 		return 0;
 	want = (uint64_t)nworkers * PIECES_PER_WORKER;
 	piece = total / want > piece_min ? total / want : piece_min;
@@ -547,6 +533,25 @@ static int sweep_pays(const struct sweep *proto, const hi_addr_t *cand,
 	return list_cost > sweep_cost;
 }
 
+/* Add from's table of small chunks to to's; from is left as it was. */
+static int append_smalls(struct part *to, const struct part *from)
+{
+	struct small *nv;
+
+	if (!from->n)
+		return 0;
+	if (to->cap - to->n < from->n) {
+		nv = realloc(to->v, (to->n + from->n) * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		to->v = nv;
+		to->cap = to->n + from->n;
+	}
+	memcpy(to->v + to->n, from->v, from->n * sizeof(*nv));
+	to->n += from->n;
+	return 0;
+}
+
 /*
  * Sweep the regions, in pieces by several threads where that pays, and
  * add up what they found in *sum (its table of small chunks in address
@@ -600,10 +605,7 @@ static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
 		if (!ret) {
 			sum->bin_chunks += parts[i].bin_chunks;
 			sum->bin_bytes += parts[i].bin_bytes;
-			for (size_t j = 0; j < parts[i].n && !ret; j++)
-				ret = add_small(sum, parts[i].v[j].p,
-						parts[i].v[j].size,
-						parts[i].v[j].fd);
+			ret = append_smalls(sum, &parts[i]);
 		}
 		free(parts[i].v);
 	}
@@ -745,15 +747,14 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	struct region *rg = NULL;
 	hi_addr_t *cand = NULL;
 	size_t nrg = 0, ncand = 0;
-	uint64_t piece_min;
-	unsigned nworkers = sweep_workers(&piece_min);
+	uint64_t piece_min = PIECE_MIN;
+	unsigned nworkers;
 	int ret;
 
-	if (!r->read_direct)
-		nworkers = 1;
 	/* A small arena: the lists' walk gives up in time if it must. */
 	if (if_cheaper && a->system_mem < GUESS_MIN)
 		return -EAGAIN;
+	nworkers = r->read_direct ? sweep_workers(&piece_min) : 1;
 
 	if (l->c_size.size != 8 || l->c_fd.size != 8 || !l->flags.size)
 		return -ENOTSUP;

@@ -55,9 +55,8 @@ uint64_t ptm_get(const unsigned char *buf, const struct ptm_field *f)
 	}
 }
 
-/* Element i of an array member of pointers. */
-static uint64_t get_elem(const unsigned char *buf, const struct ptm_field *f,
-			 unsigned ptr_size, uint64_t i)
+uint64_t ptm_get_elem(const unsigned char *buf, const struct ptm_field *f,
+		      unsigned ptr_size, uint64_t i)
 {
 	struct ptm_field e = {
 		.off = f->off + i * ptr_size,
@@ -641,7 +640,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		goto out;
 	}
 	for (uint64_t i = 0; i < l->fastbins.count; i++) {
-		hi_addr_t head = get_elem(st, &l->fastbins, l->ptr_size, i);
+		hi_addr_t head = ptm_get_elem(st, &l->fastbins, l->ptr_size, i);
 
 		if (!head)
 			continue;
@@ -658,7 +657,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 		hi_addr_t b = addr + l->bins.off + (i - 1) * 2 * l->ptr_size -
 			      l->c_fd.off;
 		/* for (p = last (b); p != b; p = p->bk) */
-		hi_addr_t last = get_elem(st, &l->bins, l->ptr_size,
+		hi_addr_t last = ptm_get_elem(st, &l->bins, l->ptr_size,
 					  (i - 1) * 2 + 1);
 
 		if (last == b)
@@ -766,7 +765,7 @@ static int ring_bad(hi_addr_t at, hi_addr_t *bad, char *why,
 	return -HI_E_CORRUPT;
 }
 
-static int cmp_addr(const void *x, const void *y)
+int ptm_addr_cmp(const void *x, const void *y)
 {
 	hi_addr_t a = *(const hi_addr_t *)x, b = *(const hi_addr_t *)y;
 
@@ -847,7 +846,7 @@ int ptm_ring(const struct ptm_layout *l, const struct ptm_where *w,
 		goto err;
 	}
 	memcpy(sorted, v, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_addr);
+	qsort(sorted, n, sizeof(*sorted), ptm_addr_cmp);
 	for (size_t i = 1; i < n; i++) {
 		if (sorted[i] - sorted[i - 1] < l->state_size) {
 			ret = ring_bad(sorted[i], bad, why, why_size, "arenas "
