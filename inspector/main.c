@@ -289,9 +289,17 @@ int report_error(const struct hi_snapshot_opts *o,
 			"DEBUGINFOD_URLS\n");
 		break;
 	case -HI_E_VERIFY:
-		errmsg("cannot locate glibc's malloc state in pid %d without "
-		       "debug information: %s", pid, err->detail);
+		if (s->loc.from_cache)
+			errmsg("cannot locate glibc's malloc state in pid %d "
+			       "from the layout cache: %s", pid, err->detail);
+		else
+			errmsg("cannot locate glibc's malloc state in pid %d "
+			       "without debug information: %s", pid,
+			       err->detail);
 		tried_lines(s);
+		if (s->loc.cache_note[0])
+			fprintf(stderr, "  the layout cache: %s\n",
+				s->loc.cache_note);
 		fprintf(stderr, "  no address that failed a check is used, so "
 			"nothing was read; 'heapinspect info -p %d' shows "
 			"every check; with libc's debug information "

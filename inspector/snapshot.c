@@ -125,6 +125,34 @@ static void pause_between(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * Addresses that need proof (from the layout cache or found without
+ * symbols) are proven while the target still runs, where that works, so
+ * that the stop is only for reading: the checks read a few hundred pages
+ * (every bin's ends), which took about 0.7 ms of a 2.6 ms stop.  Nothing
+ * read here is used in the stop: its reader and maps are its own.
+ */
+static void preverify(pid_t pid, struct hi_alloc_ctx *ctx,
+		      const struct hi_allocator_ops *ops)
+{
+	struct hi_maps maps = { 0 };
+	struct hi_reader reader;
+	struct hi_mem mem;
+
+	if (!ops->preverify || hi_proc_maps(pid, &maps))
+		return;
+	hi_mem_init(&mem, pid);
+	mem.maps = &maps;
+	reader = hi_mem_reader(&mem);
+	ctx->reader = &reader;
+	ctx->maps = &maps;
+	ops->preverify(ctx);
+	ctx->reader = NULL;
+	ctx->maps = NULL;
+	hi_mem_fini(&mem);
+	free(maps.v);
+}
+
 /* $XDG_CACHE_HOME/heapinspect, or ~/.cache/heapinspect (XDG base dirs). */
 static int layout_cache_dir(char *buf, size_t size)
 {
@@ -296,6 +324,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 			ncode = 0; /* only the lock words will be checked */
 	}
 
+	preverify(o->pid, &ctx, ops);
 	hi_target_init(&t, o->pid);
 	reader = hi_target_reader(&t);
 	ctx.reader = &reader;

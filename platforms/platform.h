@@ -153,6 +153,14 @@ struct hi_allocator_ops {
 	 */
 	int (*verify)(struct hi_alloc_ctx *ctx, int busy_hint);
 	/*
+	 * Optional: try verify's proof before the stop, on the running
+	 * target, so that the stop is shorter.  Return 1 when it passed
+	 * (verify then passes without reading), 0 when it did not or cannot
+	 * be made so (verify makes it in the stop; nothing is kept from the
+	 * attempt).
+	 */
+	int (*preverify)(struct hi_alloc_ctx *ctx);
+	/*
 	 * Whether the allocator may be in the middle of an update: return the
 	 * number of arenas whose lock is held (0: quiet), or a negative code.
 	 * The target must be stopped.

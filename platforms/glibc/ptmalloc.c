@@ -505,15 +505,24 @@ found:
 	return 0;
 }
 
-/* Whether the lock word of any candidate arena is held. */
+/*
+ * Whether the lock word of any candidate arena is held: 1, or 2 with
+ * waiters (lowlevellock.h).  A candidate may not be an arena at all (a
+ * layout cache entry gone wrong, a search's decoy), and what it holds
+ * there is no lock: anything else would make it look busy for ever.
+ */
 static int candidates_locked(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
 {
 	for (int i = 0; i < priv->narenas; i++) {
 		unsigned char b[8];
 		struct ptm_field f = { .off = 0, .size = priv->l.mutex.size };
+		uint64_t word;
 
 		if (hi_read(ctx->reader, priv->arenas[i] + priv->l.mutex.off,
-			    b, f.size) == 0 && ptm_get(b, &f))
+			    b, f.size))
+			continue;
+		word = ptm_get(b, &f);
+		if (word == 1 || word == 2)
 			return 1;
 	}
 	return 0;
@@ -523,6 +532,56 @@ static void keep_checks(struct hi_alloc_ctx *ctx, const struct ptm_checks *c)
 {
 	memcpy(ctx->checks, c->v, sizeof(c->v[0]) * c->n);
 	ctx->nchecks = c->n;
+}
+
+/* The one pair of addresses that passed every check is glibc's. */
+static void accept(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
+		   const struct ptm_where *found)
+{
+	priv->w = *found;
+	priv->verified = 1;
+	ctx->verified = 1;
+	ctx->main_arena = found->main_arena;
+	ctx->mp = found->mp;
+	if (!priv->dwarf && !priv->cached) {
+		snprintf(ctx->main_arena_how, sizeof(ctx->main_arena_how),
+			 "searched: the relocation of main_arena.next "
+			 "pointing back at it, 1 of %d candidate%s in "
+			 "libc's data", priv->narenas,
+			 priv->narenas == 1 ? "" : "s");
+		snprintf(ctx->mp_how, sizeof(ctx->mp_how),
+			 "searched: glibc's default values of mp_, 1 "
+			 "of %d candidate%s in libc's data",
+			 priv->npars, priv->npars == 1 ? "" : "s");
+	}
+}
+
+/*
+ * The same proof as ptm_verify_op's, made while the target runs, so that
+ * the target is not held for it: a state caught in the middle of an
+ * update may fail a check (then the proof is made again in the stop, as
+ * if this had not run), but addresses that are not glibc's do not pass
+ * every check because the target moved.  A pass holds for as long as
+ * this libc is mapped.  Nothing is kept from a failure.
+ */
+static int ptm_preverify_op(struct hi_alloc_ctx *ctx)
+{
+	struct ptm_priv *priv = ctx->priv;
+	struct ptm_checks best;
+	struct ptm_where found;
+
+	if (priv->verified)
+		return 1;
+	/* DWARF's addresses need no proof; --explain shows it in the stop. */
+	if (priv->dwarf && !priv->need_verify)
+		return 0;
+	if (ptm_select(&priv->l, priv->arenas, priv->narenas, priv->pars,
+		       priv->npars, priv->libc.start, priv->libc.end,
+		       ctx->reader, ctx->maps, &found, &best) != 1)
+		return 0;
+	keep_checks(ctx, &best);
+	accept(ctx, priv, &found);
+	return 1;
 }
 
 static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
@@ -553,23 +612,7 @@ static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
 	best_w = found;
 	keep_checks(ctx, &best);
 	if (npass == 1) {
-		priv->w = found;
-		priv->verified = 1;
-		ctx->verified = 1;
-		ctx->main_arena = found.main_arena;
-		ctx->mp = found.mp;
-		if (!priv->dwarf && !priv->cached) {
-			snprintf(ctx->main_arena_how,
-				 sizeof(ctx->main_arena_how),
-				 "searched: the relocation of main_arena.next "
-				 "pointing back at it, 1 of %d candidate%s in "
-				 "libc's data", priv->narenas,
-				 priv->narenas == 1 ? "" : "s");
-			snprintf(ctx->mp_how, sizeof(ctx->mp_how),
-				 "searched: glibc's default values of mp_, 1 "
-				 "of %d candidate%s in libc's data",
-				 priv->npars, priv->npars == 1 ? "" : "s");
-		}
+		accept(ctx, priv, &found);
 		return 0;
 	}
 	if (npass > 1) {
@@ -812,6 +855,7 @@ const struct hi_allocator_ops ptmalloc_ops = {
 	.name = "glibc",
 	.probe = ptm_probe,
 	.locate = ptm_locate,
+	.preverify = ptm_preverify_op,
 	.verify = ptm_verify_op,
 	.busy = ptm_busy_op,
 	.code_ranges = ptm_code_ranges,

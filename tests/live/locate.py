@@ -3,7 +3,10 @@
 
 - the layout cache: a first run with debug information fills it, a second
   one without gets exact figures from it (located_by "dwarf", from_cache);
-  a damaged cache file is ignored with a note, --no-cache writes nothing;
+  a damaged cache file is ignored with a note; a well-formed one whose
+  addresses are wrong fails verification (made while the target runs,
+  then again in the stop), is removed, and nothing is printed from it;
+  --no-cache writes nothing;
 - a glibc version with no built-in layout and no debug information (a copy
   of the host's libc whose version banner says 2.99): a clear refusal,
   exit 2, and no figure printed.
@@ -43,6 +46,31 @@ def run(argv, env):
                          timeout=120, env=env)
     return (res.returncode, res.stdout.decode("utf-8", "replace"),
             res.stderr.decode("utf-8", "replace"))
+
+
+def fnv(data):
+    """FNV-1a, 64 bits: the cache file's checksum (ptmalloc_cache.c)."""
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def rewrite_entry(path, key, delta):
+    """The entry with key's value moved by delta, checksum made good."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    body = []
+    for line in lines:
+        if line.startswith("checksum "):
+            break
+        if line.startswith(key + " "):
+            line = "%s %d" % (key, int(line.split()[1]) + delta)
+        body.append(line)
+    text = "\n".join(body) + "\n"
+    text += "checksum %016x\n" % fnv(text.encode())
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def snapshot(hi, t, ready, env, extra, located_by, from_cache):
@@ -92,8 +120,21 @@ def main():
             if "ignored" not in note:
                 raise Failure("no note of the ignored cache file: %r"
                               % note)
-            # --no-cache neither reads nor writes.
+            # A valid entry with the wrong main_arena: refused, removed.
             os.unlink(files[0])
+            snapshot(hi, t, ready, env, [], "dwarf", False)
+            rewrite_entry(files[0], "main_arena", 64)
+            rc, out, err = run([hi, "-p", str(t.pid), "--json"] + hidden,
+                               env)
+            if rc != 2 or out.strip():
+                raise Failure("a wrong cache entry: exit %d, output %r"
+                              % (rc, out[:200]))
+            if "verification" not in err or "again" not in err:
+                raise Failure("a wrong cache entry: %r" % err.strip())
+            if os.path.exists(files[0]):
+                raise Failure("the wrong cache entry was kept")
+            snapshot(hi, t, ready, env, hidden, "builtin", False)
+            # --no-cache neither reads nor writes (the entry is gone).
             snapshot(hi, t, ready, env, ["--no-cache"], "dwarf", False)
             if os.path.exists(files[0]):
                 raise Failure("--no-cache wrote %s" % files[0])
