@@ -847,6 +847,8 @@ static int ptm_global_locks(struct hi_alloc_ctx *ctx)
 
 static void ptm_release(struct hi_alloc_ctx *ctx)
 {
+	/* After the stop: joining a helper may wait for a busy CPU. */
+	ptm_sweep_end();
 	free(ctx->priv);
 	ctx->priv = NULL;
 }

@@ -302,6 +302,12 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	      const unsigned char *st, hi_addr_t top, int if_cheaper,
 	      struct hi_arena *a);
 
+/*
+ * Stop the threads ptm_sweep keeps to help the next sweeps (they wait,
+ * blocked, until then).  Call it once the target runs again.
+ */
+void ptm_sweep_end(void);
+
 /* MALLOC_ALIGNMENT, MINSIZE, and chunksize() of a size field. */
 uint64_t ptm_align(const struct ptm_layout *l);
 uint64_t ptm_minsize(const struct ptm_layout *l);
