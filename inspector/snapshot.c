@@ -10,6 +10,7 @@
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,50 @@ static void preverify(pid_t pid, struct hi_alloc_ctx *ctx,
 	ctx->maps = NULL;
 	hi_mem_fini(&mem);
 	free(maps.v);
+}
+
+/*
+ * Fault in, before the stop, the memory heapinspect will need in it: every
+ * page of its own that it touches for the first time while the target is
+ * held (a block of the reader's cache, a window, a table) costs a page
+ * fault, about 1.4 us here, and a 10k-chunk heap took 250 of them in a
+ * 1.5 ms read.  Large blocks stay in heapinspect's heap rather than in
+ * mappings of their own, and freed memory is not given back, so that the
+ * pages touched here are the ones used in the stop: about 1/16 of the
+ * target's resident memory, 1 to 8 MiB.
+ */
+#define WARM_MIN (1ul << 20)
+#define WARM_MAX (8ul << 20)
+
+static void warm_own_heap(pid_t pid)
+{
+	static int tuned;
+	unsigned long size, resident = 0;
+	size_t want, page = (size_t)sysconf(_SC_PAGESIZE);
+	char path[64];
+	volatile char *p;
+	FILE *f;
+
+	if (!tuned) {
+		mallopt(M_MMAP_THRESHOLD, (int)(2 * WARM_MAX));
+		mallopt(M_TRIM_THRESHOLD, (int)(8 * WARM_MAX));
+		tuned = 1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	want = resident / 16 * page;
+	want = want < WARM_MIN ? WARM_MIN : want > WARM_MAX ? WARM_MAX : want;
+	p = malloc(want);
+	if (!p)
+		return;
+	for (size_t i = 0; i < want; i += page)
+		p[i] = 0;
+	free((void *)p);
 }
 
 /* $XDG_CACHE_HOME/heapinspect, or ~/.cache/heapinspect (XDG base dirs). */
@@ -325,6 +370,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	}
 
 	preverify(o->pid, &ctx, ops);
+	warm_own_heap(o->pid);
 	hi_target_init(&t, o->pid);
 	reader = hi_target_reader(&t);
 	ctx.reader = &reader;
