@@ -37,13 +37,19 @@
 #include "ptmalloc_priv.h"
 
 /*
- * How much of the heap one read brings in: a window that grows from a page
- * to WINDOW while the chunks follow one another, and starts again at a page
- * after a jump over a large chunk, so that a heap of large chunks costs a
- * page per chunk rather than all its bytes.
+ * How much of the heap one read brings in: a window that grows to WINDOW
+ * while the chunks follow one another, and starts again at a page after a
+ * jump over a large chunk, so that a heap of large chunks costs a page per
+ * chunk rather than all its bytes.
  */
 #define WINDOW (1u << 18)
 #define WINDOW_MIN 4096u
+/*
+ * A region or a piece starts at a known chunk, most likely a small one
+ * among others: the first window is larger than after a jump, so that the
+ * many pieces of a parallel sweep do not each start with a page.
+ */
+#define WINDOW_START (1u << 16)
 /* HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX (arena.c). */
 #define HEAP_MAX_64 (64ull << 20)
 #define MAX_HEAPS 4096
@@ -134,7 +140,9 @@ static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
 		*err = -ENOTSUP;
 		return NULL;
 	}
-	if (sw->wend && addr >= sw->wstart && addr < sw->wend + sw->win)
+	if (!sw->wend)
+		; /* the first window of a region: sw->win as set */
+	else if (addr >= sw->wstart && addr < sw->wend + sw->win)
 		sw->win = sw->win * 2 < WINDOW ? sw->win * 2 : WINDOW;
 	else
 		sw->win = WINDOW_MIN;
@@ -199,6 +207,7 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 
 	sw->limit = rg->limit;
 	sw->wstart = sw->wend = 0;
+	sw->win = WINDOW_START;
 	for (;;) {
 		const unsigned char *h;
 		uint64_t sz, nsz;
@@ -549,7 +558,7 @@ static int cut(const struct ptm_layout *l, const hi_addr_t *cand,
 /* The guess reads about 1/GUESS_SHARE of what a sweep would, or less. */
 #define GUESS_SHARE 16
 /* Below this the lists are walked first, and the guess not made. */
-#define GUESS_MIN (1ull << 20)
+#define GUESS_MIN (256ull << 10)
 /* After a round, a guess this far from even on this many chunks stands. */
 #define GUESS_EARLY 64
 #define GUESS_CLEAR 3.0
