@@ -47,6 +47,10 @@ static const unsigned char x86_64_restorer_code[] = {
 #define NT_X86_XSTATE 0x202
 #endif
 
+/* The shadow stack pointer of a thread that has one (Linux 6.6 on). */
+#ifndef NT_X86_SHSTK
+#define NT_X86_SHSTK 0x204
+#endif
 #define X86_64_NR_RT_SIGRETURN 15
 #define X86_64_NR_RESTART_SYSCALL 219
 
@@ -235,6 +239,7 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 	const struct hi_map *m;
 	struct iovec iov;
 	hi_addr_t top;
+	uint64_t ssp;
 	long ax;
 	int ret;
 
@@ -312,6 +317,19 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 	st->hi = top;
 
 	*out = st;
+	/*
+	 * A thread with a CET shadow stack: the kernel pushes a token on it
+	 * for every signal frame it builds, and rt_sigreturn takes it off;
+	 * a frame built from outside has none, so the return would fault.
+	 * The regset reads only where the shadow stack is on (ssp_get).
+	 */
+	iov.iov_base = &ssp;
+	iov.iov_len = sizeof(ssp);
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_SHSTK, &iov) == 0) {
+		snprintf(why, why_size, "runs with a CET shadow stack, which "
+			 "a call made from outside would break");
+		return 0;
+	}
 	m = hi_maps_find(maps, st->regs.rsp - 1);
 	if (!m || (m->prot & (HI_PROT_R | HI_PROT_W)) !=
 			  (HI_PROT_R | HI_PROT_W) ||
