@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hi_live  # noqa: E402
-from hi_live import Failure, Target  # noqa: E402
+from hi_live import FIGURES, Failure, Target  # noqa: E402
 
 EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 1, 2, 64
 
@@ -271,6 +271,33 @@ def main():
             untouched(t)
         return with_target("small_frees", fn)
 
+    def call_outlives_timeout():
+        # mallinfo2() over a million chunks takes tens of ms; --timeout 1
+        # leaves it 1 ms.  heapinspect must give up on the call, say which
+        # way (undone, or left to return by itself, as the lock it holds
+        # decides), and leave the target whole: untraced, running, its
+        # heap as it was.
+        def fn(t):
+            before = t.report()
+            rc, out, err = run([hi, "-p", str(t.pid), "--method", "call",
+                                "--timeout", "1"], env)
+            expect(rc, err, EXIT_FAILED,
+                   [r"mallinfo2\(\) did not return within 1 ms"])
+            if not re.search(r"so it was undone: thread \d+ is back where "
+                             r"it was|it still runs in thread \d+, which "
+                             r"returns to where it was by itself", err):
+                raise Failure("neither undone nor left to run: %s"
+                              % err.strip())
+            if out.strip():
+                raise Failure("figures printed after a failed call: %r"
+                              % out[:200])
+            untouched(t)
+            after = t.report()
+            moved = [k for k in FIGURES if after[k] != before[k]]
+            if moved:
+                raise Failure("the target's figures moved: %s" % moved)
+        return with_target("million", fn)
+
     def exits_while_read():
         # The target is killed at a random moment while heapinspect runs:
         # heapinspect must end (no hang), and say so clearly when it lost.
@@ -314,6 +341,7 @@ def main():
     case("jemalloc preloaded", jemalloc)
     case("statically linked", static)
     case("no debug information", no_debuginfo)
+    case("a call that outlives --timeout", call_outlives_timeout)
     case("target exits while read", exits_while_read)
     print("%d passed, %d failed, %d skipped"
           % (results["pass"], results["fail"], results["skip"]))
