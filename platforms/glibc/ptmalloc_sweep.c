@@ -125,17 +125,12 @@ static int sweep_read(const struct sweep *sw, hi_addr_t addr, void *buf,
 	return hi_read(sw->r, addr, buf, len);
 }
 
-/*
- * The target's bytes [addr, addr + len), from the window or from a new
- * window that starts at addr.  NULL when they cannot be read.
- */
-static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
-				 int *err)
+/* need() past its window: read a new one that starts at addr. */
+static const unsigned char *need_read(struct sweep *sw, hi_addr_t addr,
+				      size_t len, int *err)
 {
 	hi_addr_t end;
 
-	if (addr >= sw->wstart && addr + len <= sw->wend)
-		return sw->buf + (addr - sw->wstart);
 	if (addr + len > sw->limit || addr + len < addr) {
 		*err = -ENOTSUP;
 		return NULL;
@@ -162,6 +157,19 @@ static const unsigned char *need(struct sweep *sw, hi_addr_t addr, size_t len,
 	sw->wstart = addr;
 	sw->wend = end;
 	return sw->buf;
+}
+
+/*
+ * The target's bytes [addr, addr + len), from the window or from a new
+ * window that starts at addr.  NULL when they cannot be read.  Twice per
+ * chunk: the window's case is inline.
+ */
+static inline const unsigned char *need(struct sweep *sw, hi_addr_t addr,
+					size_t len, int *err)
+{
+	if (addr >= sw->wstart && addr + len <= sw->wend)
+		return sw->buf + (addr - sw->wstart);
+	return need_read(sw, addr, len, err);
 }
 
 /* A size or link word: 8 bytes on the targets swept (ptm_sweep checks). */
