@@ -438,10 +438,43 @@ static void cheap_push(struct cheap *h, struct cursor *c)
 }
 
 /*
+ * Move every list of h on as far as its chunks are at hand, and put the
+ * heap in order again.  Return 0 or a negative code.
+ */
+static int cheap_drain(const struct ptm_layout *l, const struct hi_reader *r,
+		       const struct hi_maps *maps, struct hi_arena *a,
+		       struct bounds *bound, struct cheap *h)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		struct cursor *c = h->v[i];
+		int ret = 1;
+
+		while (r->cached(r->arg, c->p, 32)) {
+			ret = cursor_step(l, r, maps, a, bound, c);
+			if (ret <= 0)
+				break;
+		}
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			h->v[kept++] = c;
+	}
+	h->n = kept;
+	for (size_t i = h->n / 2; i-- > 0;)
+		cheap_down(h, i);
+	return 0;
+}
+
+/*
  * Step the cursor on top of heap h (the one furthest behind in the heap's
- * direction).  Before reading a chunk that is not at hand, ask the reader
- * for it together with the next chunks of every other list that moves the
- * same way, which lie close by.  Return 0 or a negative code.
+ * direction).  Before reading a chunk that is not at hand, move every list
+ * of h on as far as its chunks are at hand, then ask the reader for the
+ * next chunk of each in one call (and, where the lists' chunks lie close,
+ * the blocks that follow): lists that jump about the heap, as after frees
+ * in random order, then cost one piece of a call per chunk, not a call.
+ * Return 0 or a negative code.
  */
 static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
 		      const struct hi_maps *maps, struct hi_arena *a,
@@ -454,6 +487,12 @@ static int cheap_step(const struct ptm_layout *l, const struct hi_reader *r,
 	if (r->prefetch && !r->cached(r->arg, c->p, 32)) {
 		size_t k = 0;
 
+		ret = cheap_drain(l, r, maps, a, bound, h);
+		if (ret < 0)
+			return ret;
+		if (!h->n)
+			return 0;
+		c = h->v[0];
 		(*misses)++;
 		/* Only chunks that look sane are worth fetching. */
 		for (size_t i = 0; i < h->n; i++) {
