@@ -135,9 +135,16 @@ static const unsigned char *need_read(struct sweep *sw, hi_addr_t addr,
 		*err = -ENOTSUP;
 		return NULL;
 	}
+	/*
+	 * Just past the window: the chunks go on, so does the window, twice
+	 * as large.  Further: a jump over a large chunk, and its bytes are
+	 * not read; with pages that hold data, copying a chunk of 4 to 120
+	 * KiB through cost more than a read of its own (sparse 100k: 47 ms
+	 * against 33 when the window went on over anything up to its size).
+	 */
 	if (!sw->wend)
 		; /* the first window of a region: sw->win as set */
-	else if (addr >= sw->wstart && addr < sw->wend + sw->win)
+	else if (addr >= sw->wstart && addr < sw->wend + WINDOW_MIN)
 		sw->win = sw->win * 2 < WINDOW ? sw->win * 2 : WINDOW;
 	else
 		sw->win = WINDOW_MIN;
