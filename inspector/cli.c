@@ -85,6 +85,15 @@ const char *hi_size_str(double v, int sign, char *buf, size_t size)
 	return buf;
 }
 
+const char *hi_bytes_str(uint64_t v, int exact, char *buf, size_t size)
+{
+	if (exact || v < 1024) {
+		snprintf(buf, size, "%" PRIu64 "%s", v, exact ? "" : " B");
+		return buf;
+	}
+	return hi_size_str((double)v, 0, buf, size);
+}
+
 int hi_snapshot_opt(int c, const char *arg, struct hi_snapshot_opts *o)
 {
 	unsigned long v;

@@ -48,6 +48,9 @@ int hi_parse_size(const char *s, uint64_t *bytes);
 /* 1536 -> "1.5 KiB"; sign: "+1.5 KiB" / "-2 B" for changes. */
 const char *hi_size_str(double v, int sign, char *buf, size_t size);
 
+/* A size in a report: "1.5 KiB", "512 B", or "1536" with exact (--bytes). */
+const char *hi_bytes_str(uint64_t v, int exact, char *buf, size_t size);
+
 /*
  * Options of a snapshot that snapshot and watch share with the default
  * command: -p, --debuginfo-path, --attempts, --stop-timeout.  Return 0 when

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "output.h"
 
 #define SCHEMA "heapinspect/snapshot/v1"
@@ -306,25 +307,6 @@ int hi_print_json(FILE *out, const struct hi_snapshot *s)
 	return ret;
 }
 
-/* 1536 -> "1.5 KiB"; exact bytes with --bytes. */
-static const char *size_str(uint64_t v, int exact, char *buf, size_t size)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)v;
-	unsigned u = 0;
-
-	if (exact || v < 1024) {
-		snprintf(buf, size, "%" PRIu64 "%s", v, exact ? "" : " B");
-		return buf;
-	}
-	while (d >= 1024 && u < 4) {
-		d /= 1024;
-		u++;
-	}
-	snprintf(buf, size, "%.1f %s", d, unit[u]);
-	return buf;
-}
-
 /* Length of the valid UTF-8 sequence at s, or 0. */
 static int utf8_len(const unsigned char *s)
 {
@@ -415,26 +397,26 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 		s->attempts == 1 ? "" : "s");
 	if (s->mem.valid) {
 		fprintf(out, "process:   rss %s  pss %s  uss %s  swap %s\n",
-			size_str(s->mem.rss, exact, a, sizeof(a)),
-			size_str(s->mem.pss, exact, b, sizeof(b)),
-			size_str(s->mem.uss, exact, c, sizeof(c)),
-			size_str(s->mem.swap, exact, d, sizeof(d)));
+			hi_bytes_str(s->mem.rss, exact, a, sizeof(a)),
+			hi_bytes_str(s->mem.pss, exact, b, sizeof(b)),
+			hi_bytes_str(s->mem.uss, exact, c, sizeof(c)),
+			hi_bytes_str(s->mem.swap, exact, d, sizeof(d)));
 	}
 	fputc('\n', out);
 	if (s->heap.complete) {
 		fprintf(out, "mallinfo2\n");
 		fprintf(out, "  arena     %14s  memory from the system (brk and "
-			"arena heaps)\n", size_str(m->arena, exact, a, 32));
+			"arena heaps)\n", hi_bytes_str(m->arena, exact, a, 32));
 		fprintf(out, "  uordblks  %14s  in use (tcache counts as in "
-			"use)\n", size_str(m->uordblks, exact, a, 32));
+			"use)\n", hi_bytes_str(m->uordblks, exact, a, 32));
 		fprintf(out, "  fordblks  %14s  free, kept by malloc\n",
-			size_str(m->fordblks, exact, a, 32));
+			hi_bytes_str(m->fordblks, exact, a, 32));
 		fprintf(out, "  fsmblks   %14s  free in fastbins\n",
-			size_str(m->fsmblks, exact, a, 32));
+			hi_bytes_str(m->fsmblks, exact, a, 32));
 		fprintf(out, "  keepcost  %14s  top of the main arena, "
-			"releasable\n", size_str(m->keepcost, exact, a, 32));
+			"releasable\n", hi_bytes_str(m->keepcost, exact, a, 32));
 		fprintf(out, "  hblkhd    %14s  in mmapped chunks\n",
-			size_str(m->hblkhd, exact, a, 32));
+			hi_bytes_str(m->hblkhd, exact, a, 32));
 		fprintf(out, "  ordblks   %14" PRIu64 "  free chunks\n",
 			m->ordblks);
 		fprintf(out, "  smblks    %14" PRIu64 "  free fastbin chunks\n",
@@ -473,10 +455,10 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 			snprintf(th, sizeof(th), "-");
 		fprintf(out, "0x%-14" PRIx64 " %-5s %7s %11s %11s %11s %11s "
 			"%9" PRIu64 "\n", ar->addr, ar->is_main ? "main" : "",
-			th, size_str(ar->system_mem, exact, a, 32),
-			size_str(ar->system_mem - freeb, exact, b, 32),
-			size_str(freeb, exact, c, 32),
-			size_str(ar->top_size, exact, e, 32),
+			th, hi_bytes_str(ar->system_mem, exact, a, 32),
+			hi_bytes_str(ar->system_mem - freeb, exact, b, 32),
+			hi_bytes_str(freeb, exact, c, 32),
+			hi_bytes_str(ar->top_size, exact, e, 32),
 			ar->fast_chunks + ar->bin_chunks);
 	}
 }

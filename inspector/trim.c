@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +23,12 @@
 #include <jansson.h>
 
 #include "call.h"
+#include "cli.h"
 #include "output.h"
 #include "trim.h"
 
-#define PROG "heapinspect trim"
 #define MALLINFO2_SIZE 80
 #define MALLINFO_SIZE 40
-
-enum { T_OK = 0, T_FAILED = 2, T_USAGE = 64 };
 
 static void usage(FILE *out)
 {
@@ -57,32 +54,6 @@ static void usage(FILE *out)
 "\n"
 "exit status: 0 trimmed (whether or not there was memory to give back);\n"
 "2 nothing was called or the call failed; 64 wrong usage.\n");
-}
-
-static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v > max)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 struct trim_result {
@@ -230,24 +201,6 @@ out_sym:
 	return ret;
 }
 
-static const char *size_str(uint64_t v, int exact, char *buf, size_t size)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)v;
-	unsigned u = 0;
-
-	if (exact || v < 1024) {
-		snprintf(buf, size, "%" PRIu64 "%s", v, exact ? "" : " B");
-		return buf;
-	}
-	while (d >= 1024 && u < 4) {
-		d /= 1024;
-		u++;
-	}
-	snprintf(buf, size, "%.1f %s", d, unit[u]);
-	return buf;
-}
-
 static uint64_t drop(uint64_t before, uint64_t after)
 {
 	return before > after ? before - after : 0;
@@ -298,22 +251,22 @@ static void print_text(pid_t pid, uint64_t pad, const struct trim_result *r,
 	       r->rep.attempts, r->rep.attempts == 1 ? "" : "s");
 	if (r->mem_before.valid && r->mem_after.valid)
 		printf("rss       %12s -> %-12s returned %s\n",
-		       size_str(r->mem_before.rss, exact, a, sizeof(a)),
-		       size_str(r->mem_after.rss, exact, b, sizeof(b)),
-		       size_str(drop(r->mem_before.rss, r->mem_after.rss),
+		       hi_bytes_str(r->mem_before.rss, exact, a, sizeof(a)),
+		       hi_bytes_str(r->mem_after.rss, exact, b, sizeof(b)),
+		       hi_bytes_str(drop(r->mem_before.rss, r->mem_after.rss),
 				exact, c, sizeof(c)));
 	printf("arena     %12s -> %s\n",
-	       size_str(r->before.arena, exact, a, sizeof(a)),
-	       size_str(r->after.arena, exact, b, sizeof(b)));
+	       hi_bytes_str(r->before.arena, exact, a, sizeof(a)),
+	       hi_bytes_str(r->after.arena, exact, b, sizeof(b)));
 	printf("fordblks  %12s -> %s\n",
-	       size_str(r->before.fordblks, exact, a, sizeof(a)),
-	       size_str(r->after.fordblks, exact, b, sizeof(b)));
+	       hi_bytes_str(r->before.fordblks, exact, a, sizeof(a)),
+	       hi_bytes_str(r->after.fordblks, exact, b, sizeof(b)));
 	printf("keepcost  %12s -> %s\n",
-	       size_str(r->before.keepcost, exact, a, sizeof(a)),
-	       size_str(r->after.keepcost, exact, b, sizeof(b)));
+	       hi_bytes_str(r->before.keepcost, exact, a, sizeof(a)),
+	       hi_bytes_str(r->after.keepcost, exact, b, sizeof(b)));
 	printf("uordblks  %12s -> %s\n",
-	       size_str(r->before.uordblks, exact, a, sizeof(a)),
-	       size_str(r->after.uordblks, exact, b, sizeof(b)));
+	       hi_bytes_str(r->before.uordblks, exact, a, sizeof(a)),
+	       hi_bytes_str(r->after.uordblks, exact, b, sizeof(b)));
 	printf("released: %s", r->released_calls ? "yes" : "no");
 	for (int i = 0; i < HI_CALL_MAX_SYSCALLS && r->rep.syscalls[i].name;
 	     i++)
@@ -343,26 +296,28 @@ int hi_trim_main(int argc, char **argv)
 	struct trim_result res;
 	struct hi_procinfo info;
 	char detail[4096];
-	uint64_t pad = 0, v;
+	uint64_t pad = 0;
+	unsigned long v;
 	pid_t pid = 0;
 	int json = 0, exact = 0, c, ret;
 
 	while ((c = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_u64(optarg, 0x3fffffff, &v) || v == 0) {
+			if (parse_uint(optarg, 0x3fffffff, &v) || v == 0) {
 				errmsg("invalid pid '%s': expected a positive "
 				       "number", optarg);
-				return T_USAGE;
+				return EXIT_USAGE;
 			}
 			pid = (pid_t)v;
 			break;
 		case 'P':
-			if (parse_u64(optarg, UINT64_MAX / 2, &pad)) {
+			if (parse_uint(optarg, UINT64_MAX / 2, &v)) {
 				errmsg("invalid --pad '%s': expected a number "
 				       "of bytes", optarg);
-				return T_USAGE;
+				return EXIT_USAGE;
 			}
+			pad = v;
 			break;
 		case 'j':
 			json = 1;
@@ -375,11 +330,11 @@ int hi_trim_main(int argc, char **argv)
 			break;
 		case 'T':
 		case 't':
-			if (parse_u64(optarg, 3600000, &v) || v == 0) {
+			if (parse_uint(optarg, 3600000, &v) || v == 0) {
 				errmsg("invalid --%s '%s': expected 1 to "
 				       "3600000 ms", c == 'T' ? "timeout" :
 				       "stop-timeout", optarg);
-				return T_USAGE;
+				return EXIT_USAGE;
 			}
 			if (c == 'T')
 				timeout_ms = (unsigned)v;
@@ -388,21 +343,19 @@ int hi_trim_main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return T_OK;
+			return EXIT_OK;
 		default:
-			fprintf(stderr, "try 'heapinspect trim --help'\n");
-			return T_USAGE;
+			return hi_usage_hint("trim");
 		}
 	}
 	if (optind < argc || !pid) {
 		errmsg(pid ? "unexpected argument" :
 			     "which process? give its pid with -p PID");
-		fprintf(stderr, "try 'heapinspect trim --help'\n");
-		return T_USAGE;
+		return hi_usage_hint("trim");
 	}
 	if (pid == getpid()) {
 		errmsg("pid %d is heapinspect itself", (int)pid);
-		return T_FAILED;
+		return EXIT_FAILED;
 	}
 	ret = hi_proc_info(pid, &info);
 	if (ret == 0 && info.kthread)
@@ -435,7 +388,7 @@ int hi_trim_main(int argc, char **argv)
 		else
 			errmsg("pid %d: %s%s%s", (int)pid, hi_strerror(ret),
 			       detail[0] ? ": " : "", detail);
-		return T_FAILED;
+		return EXIT_FAILED;
 	}
 	if (json)
 		ret = print_json(pid, pad, &res);
@@ -443,7 +396,7 @@ int hi_trim_main(int argc, char **argv)
 		print_text(pid, pad, &res, exact);
 	if (fflush(stdout) != 0 || ret) {
 		errmsg("cannot write the report");
-		return T_FAILED;
+		return EXIT_FAILED;
 	}
-	return T_OK;
+	return EXIT_OK;
 }
