@@ -86,13 +86,17 @@ static int lone_thread_in_malloc(struct hi_target *t,
 	return 0;
 }
 
-/* Whether the process's auxv is no longer the one read before. */
+/*
+ * Whether the process's auxv is no longer the one read before.  An empty
+ * one was read in the middle of an execve (between exec_mmap and
+ * create_elf_tables): any auxv read later is another.
+ */
 static int execed(pid_t pid, const unsigned char *auxv, ssize_t len)
 {
 	unsigned char now[4096];
 	ssize_t n;
 
-	if (len <= 0)
+	if (len < 0)
 		return 0;
 	n = hi_proc_auxv(pid, now, sizeof(now));
 	return n > 0 && (n != len || memcmp(now, auxv, n) != 0);
@@ -293,6 +297,9 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	ctx.cache_dir = o->cache_dir;
 	ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 	if (ret) {
+		/* libdwfl reads the auxv too: mid-execve it is unreadable. */
+		if (execed_after_failure(o->pid, auxv, auxv_len))
+			ret = -HI_E_EXECED;
 		set_err(err, ret, NULL);
 		return ret;
 	}
@@ -324,6 +331,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		ctx.sym = NULL;
 		ret = hi_sym_open(o->pid, o->debuginfo_path, &ctx.sym);
 		if (ret) {
+			if (execed_after_failure(o->pid, auxv, auxv_len))
+				ret = -HI_E_EXECED;
 			set_err(err, ret, NULL);
 			return ret;
 		}

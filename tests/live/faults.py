@@ -7,7 +7,8 @@ have been without heapinspect, and heapinspect says what happened.
 Cases (each prints PASS or FAIL; a SKIP is never a pass):
   exec:      the target executes a new program (hi_target's `exec S`: the
              same pid, stdin and stdout) at a random moment while
-             heapinspect runs, single-threaded (small_frees -> mixed) and
+             heapinspect runs (every other round in its first 10 ms,
+             while it reads /proc and libc's modules), single-threaded (small_frees -> mixed) and
              with 9 threads (threads8 -> small_frees).  heapinspect must
              give a snapshot of either program (exactly its figures, or,
              caught while the new one builds its heap, figures that add
@@ -83,7 +84,10 @@ def exec_rounds(args, first, second, rounds, rng):
                                   "--json"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0, args.max_delay_ms) / 1000.0)
+            # Every other round within heapinspect's first 10 ms, while
+            # it reads /proc and libc's modules before any stop.
+            top = args.max_delay_ms if i % 2 else min(10, args.max_delay_ms)
+            time.sleep(rng.uniform(0, top) / 1000.0)
             t.send("exec " + second)
             try:
                 out, err = p.communicate(timeout=120)
