@@ -8,8 +8,9 @@ Cases (each prints PASS or FAIL; a SKIP is never a pass):
   exec:      the target executes a new program (hi_target's `exec S`: the
              same pid, stdin and stdout) at a random moment while
              heapinspect runs (every other round in its first 10 ms,
-             while it reads /proc and libc's modules), single-threaded (small_frees -> mixed) and
-             with 9 threads (threads8 -> small_frees).  heapinspect must
+             while it reads /proc and libc's modules), single-threaded
+             (small_frees -> mixed) and with 9 threads (threads8 ->
+             small_frees).  heapinspect must
              give a snapshot of either program (exactly its figures, or,
              caught while the new one builds its heap, figures that add
              up), or, caught inside malloc in every attempt while the new
