@@ -657,8 +657,13 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			ret = corrupt(a, addr, "arena has no top chunk");
 		goto out;
 	}
-	/* top may be initial_top(): the unsorted bin's header in the arena. */
-	if (top & (ptm_align(l) - 1) ||
+	/*
+	 * top may be initial_top(): the unsorted bin's header in the arena,
+	 * which is only pointer-aligned where bins do not start at a multiple
+	 * of MALLOC_ALIGNMENT plus fd's offset (glibc 2.43: arena + 8).
+	 */
+	if ((top != addr + l->bins.off - l->c_fd.off &&
+	     top & (ptm_align(l) - 1)) ||
 	    !hi_maps_rw_range(maps, top, l->c_size.off + l->c_size.size)) {
 		ret = corrupt(a, top, "top chunk " HI_PRIxADDR " is outside "
 			      "writable memory", top);

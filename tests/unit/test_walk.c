@@ -484,6 +484,30 @@ static void test_uninitialised(void)
 	CHECK(h.mi.ordblks == 1 && h.mi.arena == 0 && h.mi.fordblks == 0,
 	      "uninitialised figures");
 	hi_heap_free(&h);
+
+	/*
+	 * After malloc_init_state, before the first sysmalloc: top is
+	 * initial_top, the unsorted bin's header, which in glibc 2.43's
+	 * struct sits at arena + 8, pointer-aligned only.
+	 */
+	for (int v = 0; v <= 1; v++) {
+		glibc_243 = v;
+		l = layout(1);
+		memset(mem, 0, sizeof(mem));
+		put64(ARENA + l.next.off, ARENA);
+		for (unsigned i = 1; i < 128; i++) {
+			put64(bin_at(&l, i) + 16, bin_at(&l, i));
+			put64(bin_at(&l, i) + 24, bin_at(&l, i));
+		}
+		put64(ARENA + l.top.off, bin_at(&l, 1));
+		ret = walk(&l, &h);
+		CHECK(ret == 0 && h.complete && h.mi.ordblks == 1 &&
+		      h.mi.arena == 0 && h.mi.fordblks == 0,
+		      "initial_top (2.43 layout %d): %d %s", v, ret,
+		      h.narenas ? h.arenas[0].why : "");
+		hi_heap_free(&h);
+	}
+	glibc_243 = 0;
 }
 
 static void test_layout_check(void)
