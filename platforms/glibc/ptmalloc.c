@@ -378,7 +378,7 @@ static int locate_builtin(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
 	b = ptm_builtin_for(maj, min, &range);
 	if (!b) {
 		snprintf(ctx->why, sizeof(ctx->why), "glibc %u.%u has no "
-			 "built-in layout (heapinspect knows %s)", maj, min,
+			 "built-in layout; heapinspect knows %s", maj, min,
 			 range);
 		return -HI_E_NOVERSION;
 	}

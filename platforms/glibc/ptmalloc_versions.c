@@ -72,15 +72,16 @@ static const struct ptm_build *build_of(unsigned minor)
 	return NULL;
 }
 
-/* Append "2.a" or "2.a to 2.b" to a list being made in buf. */
+/* Append "2.a", "2.a, 2.b" or "2.a to 2.c" to a list made in buf. */
 static void add_span(char *buf, size_t size, unsigned a, unsigned b)
 {
 	size_t n = strlen(buf);
 
 	if (n < size)
 		snprintf(buf + n, size - n,
-			 a == b ? "%s2.%u" : "%s2.%u to 2.%u", n ? ", " : "",
-			 a, b);
+			 a == b ? "%s2.%u" : b == a + 1 ? "%s2.%u, 2.%u"
+						       : "%s2.%u to 2.%u",
+			 n ? ", " : "", a, b);
 }
 
 /*

@@ -261,8 +261,14 @@ def check_snapshot(snap, ready, pid, located_by=None, method=None,
                   "no comparison)")
 
     arenas = snap.get("arenas")
-    if not need(isinstance(arenas, list) and arenas,
-                "arenas is not a non-empty array"):
+    # A call with no layout to read the arenas with: the totals alone.
+    no_layout = isinstance(alloc, dict) and alloc.get("method") == "call" \
+        and alloc.get("located_by") is None
+    if no_layout:
+        need(arenas == [], "arenas %r read without a layout" % arenas)
+        arenas = []
+    elif not need(isinstance(arenas, list) and arenas,
+                  "arenas is not a non-empty array"):
         arenas = []
     else:
         need(all(isinstance(a, dict) for a in arenas),
