@@ -219,11 +219,10 @@ def main():
     def unknown_version(t, ready, env):
         alloc = snap_of(t, ready, env, hidden, "call",
                         "glibc 2.99 has no built-in layout")
-        if alloc["located_by"] is not None or \
-                alloc["call"]["agrees_with_memory"] is not None:
+        agrees = (alloc.get("call") or {}).get("agrees_with_memory")
+        if alloc.get("located_by") is not None or agrees is not None:
             raise Failure("a layout was used: located_by %r, agrees %r"
-                          % (alloc["located_by"],
-                             alloc["call"]["agrees_with_memory"]))
+                          % (alloc.get("located_by"), agrees))
         print("  method_reason: %s" % alloc["method_reason"])
         rc, out, err = run([hi, "-p", str(t.pid)] + hidden, env)
         if rc != 0 or "method:    call: glibc 2.99 has no built-in " \
@@ -270,17 +269,17 @@ def main():
                 f.write(data.replace(b"\0sbrk_base\0", b"\0sbrk_basX\0"))
         alloc = snap_of(t, ready, env, ["--debuginfo-path", dbg], "call",
                         "does not describe malloc as expected")
-        if "sbrk_base" not in alloc["method_reason"]:
+        if "sbrk_base" not in str(alloc.get("method_reason")):
             raise Failure("the reason does not name sbrk_base: %r"
                           % alloc["method_reason"])
 
     def mapped_table(t, ready, env):
         alloc = snap_of(t, ready, env, hidden, "read", None, "builtin")
-        loc = alloc["locate"]
-        if loc["table_proven"] is not False or \
-                "mapped from glibc's sources" not in loc["table"]:
-            raise Failure("table %r, proven %r" % (loc["table"],
-                                                   loc["table_proven"]))
+        loc = alloc.get("locate") or {}
+        if loc.get("table_proven") is not False or \
+                "mapped from glibc's sources" not in str(loc.get("table")):
+            raise Failure("table %r, proven %r" % (loc.get("table"),
+                                                   loc.get("table_proven")))
         rc, out, err = run([hi, "info", "-p", str(t.pid), "--no-cache"]
                            + hidden, env)
         if rc != 0 or "not proven on a real build of this version" \
