@@ -61,7 +61,7 @@ static const struct {
 /* A version mapped onto another's build; its name says so. */
 static struct ptm_build ptm_variant;
 static char ptm_variant_name[192];
-static char ptm_range[256];
+static char ptm_range[384];
 
 static const struct ptm_build *build_of(unsigned minor)
 {
