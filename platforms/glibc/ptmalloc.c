@@ -202,7 +202,7 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 	} while (0)
 	M(state, "malloc_state", "mutex", 1, &l->mutex);
 	M(state, "malloc_state", "flags", 1, &l->flags);
-	/* glibc 2.43 removed the fastbins ("malloc: Remove fastbins"). */
+	/* Gone in 2.43 ("malloc: Remove fastbin infrastructure"). */
 	M(state, "malloc_state", "fastbinsY", 0, &l->fastbins);
 	M(state, "malloc_state", "top", 1, &l->top);
 	M(state, "malloc_state", "bins", 1, &l->bins);

@@ -469,6 +469,11 @@ static int c_par(struct vctx *v, char *d, size_t n)
 		return say(d, n, 0, "n_mmaps %" PRId64 ", max_n_mmaps %" PRId64
 			   ", mmapped_mem %" PRIu64 ", max_mmapped_mem %"
 			   PRIu64 " do not agree", nm, maxn, mem, maxmem);
+	/*
+	 * Tunables and mallopt bound these (malloc.c do_set_tcache_*): counts
+	 * up to MAX_TCACHE_COUNT 65535, no more bins than tcache has, sizes
+	 * as tcache_max_bytes() says.
+	 */
 	if (l->tcache_count.size && ptm_get(p, &l->tcache_count) > 65535)
 		return say(d, n, 0, "tcache settings out of their range");
 	if (l->tcache_entries.count &&
