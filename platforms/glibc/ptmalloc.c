@@ -707,7 +707,7 @@ static int ptm_busy_op(struct hi_alloc_ctx *ctx)
 	return ptm_busy(&priv->l, &priv->w, ctx->reader, ctx->maps);
 }
 
-/* malloc.c's exported functions (2.31 to 2.41), for the symbol-less path. */
+/* malloc.c's exported functions (2.31 to 2.44), for the symbol-less path. */
 static const char *const ptm_malloc_funcs[] = {
 	"malloc", "__libc_malloc", "free", "__libc_free", "cfree", "calloc",
 	"__libc_calloc", "realloc", "__libc_realloc", "reallocarray",
@@ -783,7 +783,7 @@ static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
 
 /*
  * The exported entry points of glibc's allocator (malloc/malloc.c, the
- * strong_alias and libc_hidden_def lines at its end, 2.31 to 2.41).  A thread
+ * strong_alias and libc_hidden_def lines at its end, 2.31 to 2.44).  A thread
  * whose call stack passes through one of them is inside the allocator.
  */
 static const char *const ptm_entries[] = {
