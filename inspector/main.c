@@ -60,7 +60,10 @@ static void usage(FILE *out)
 "                           by heapinspect's built-in glibc layouts; call:\n"
 "                           from the target's own mallinfo2(), called in\n"
 "                           it at a moment no thread is inside malloc;\n"
-"                           auto (default): read where possible, else call\n"
+"                           auto (default): read where the layout is known,\n"
+"                           else call (a glibc without a built-in layout\n"
+"                           and without usable debug information), and say\n"
+"                           which and why (method_reason)\n"
 "      --timeout MS         how long to wait for that moment (default\n"
 "                           5000), and for the call to return\n"
 "  -h, --help               this text\n"
@@ -72,9 +75,9 @@ static void usage(FILE *out)
 "\n"
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
 "was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
-"snapshot (no such process, no permission, a glibc without a built-in\n"
-"layout or debug information, addresses that failed verification, ...);\n"
-"64 wrong usage.\n"
+"snapshot (no such process, no permission, addresses that failed\n"
+"verification, no layout to read and no safe moment to call, ...; the\n"
+"message says what would help); 64 wrong usage.\n"
 "\n"
 "Snapshots over time (each has its own --help and exit codes):\n"
 "  snapshot   one snapshot to a file, written atomically\n"
@@ -371,6 +374,14 @@ int report_error(const struct hi_snapshot_opts *o,
 		errmsg("pid %d: %s", pid, hi_strerror(err->code));
 		break;
 	}
+	/* auto had no layout to read, and the call it took instead failed. */
+	if (s->method_why && !s->called)
+		fprintf(stderr, "  --method auto called instead of reading: "
+			"%s\n"
+			"  with the debug information of this libc "
+			"(libc6-dbg, --debuginfo-path, DEBUGINFOD_URLS) "
+			"heapinspect reads its memory instead of calling\n",
+			s->method_why);
 	return EXIT_FAILED;
 }
 

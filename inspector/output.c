@@ -205,6 +205,11 @@ static json_t *locate_json(const struct hi_alloc_ctx *l)
 	json_object_set_new(o, "tried", tried);
 	json_object_set_new(o, "table", l->table[0] ? json_string(l->table)
 						    : json_null());
+	json_object_set_new(o, "table_proven", l->table[0]
+				    ? json_boolean(!l->table_mapped)
+				    : json_null());
+	json_object_set_new(o, "tables", l->tables[0] ? json_string(l->tables)
+						      : json_null());
 	json_object_set_new(o, "from_cache", json_boolean(l->from_cache));
 	json_object_set_new(o, "cache_note", l->cache_note[0]
 		? target_str(l->cache_note) : json_null());
@@ -492,9 +497,21 @@ void hi_print_locate(FILE *out, const struct hi_snapshot *s)
 		fputc('\n', out);
 	}
 	if (l->table[0])
-		fprintf(out, "layout:     built-in table of %s\n", l->table);
+		fprintf(out, "layout:     built-in table of %s (%s)\n",
+			l->table, l->table_mapped
+			? "not proven on a real build of this version"
+			: "proven: generated from that build's DWARF");
 	else if (l->located_by)
 		fprintf(out, "layout:     from the DWARF\n");
+	if (l->tables[0])
+		fprintf(out, "tables:     built-in for %s\n", l->tables);
+	if (s->called)
+		fprintf(out, "method:     call of %s()%s%s\n",
+			s->call.function ? s->call.function : "?",
+			s->method_why ? ": " : "",
+			s->method_why ? s->method_why : "");
+	else if (s->heap.narenas)
+		fprintf(out, "method:     read from memory\n");
 	fprintf(out, "main_arena: 0x%" PRIx64 "  ", l->main_arena);
 	put_safe(out, l->main_arena_how[0] ? l->main_arena_how : "not found");
 	fprintf(out, "\nmp_:        0x%" PRIx64 "  ", l->mp);

@@ -217,6 +217,32 @@ static int layout_cache_dir(char *buf, size_t size)
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+/*
+ * Why --method auto calls instead of reading: what locate missed last (no
+ * built-in table for the version, or none that fits libc's file), then why
+ * the methods before it failed (no debug information, or debug information
+ * that does not describe a malloc heapinspect knows).
+ */
+static void auto_call_reason(struct hi_snapshot *s,
+			     const struct hi_alloc_ctx *ctx, int ret)
+{
+	char *b = s->method_why_buf;
+	size_t size = sizeof(s->method_why_buf), n;
+
+	if (ret == -HI_E_NODEBUG)
+		n = (size_t)snprintf(b, size, "no debug information for "
+				     "libc");
+	else if (ret == -HI_E_NOVERSION || ret == -HI_E_VERIFY)
+		n = (size_t)snprintf(b, size, "%s", ctx->why);
+	else
+		n = (size_t)snprintf(b, size, "libc's debug information does "
+				     "not describe malloc as expected: %s",
+				     ctx->why);
+	for (unsigned i = 0; i < ctx->ntried && n < size; i++)
+		n += (size_t)snprintf(b + n, size - n, "; %s", ctx->tried[i]);
+	s->method_why = b;
+}
+
 void hi_snapshot_opts_default(struct hi_snapshot_opts *o, pid_t pid,
 			      char *cache_dir, size_t cache_dir_size)
 {
@@ -355,15 +381,29 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	snprintf(s->libc_path, sizeof(s->libc_path), "%s", ctx.libc_path);
 	snprintf(s->build_id, sizeof(s->build_id), "%s", ctx.build_id);
 	snprintf(s->debug_file, sizeof(s->debug_file), "%s", ctx.debug_file);
-	/* No layout to read: the allocator's own answer, by a call. */
+	/*
+	 * No layout to read (a version without a built-in table and no debug
+	 * information for it, debug information that does not describe a
+	 * malloc heapinspect knows, a built-in table that libc's file does
+	 * not fit): the allocator's own answer, by a call, with every safety
+	 * of --method call.  Where the call cannot be made either (no
+	 * mallinfo in libc), what locate said is the error.
+	 */
 	if (o->method == HI_METHOD_AUTO && ret && ops->functions &&
 	    (ret == -HI_E_NODEBUG || ret == -HI_E_NOSYM ||
-	     ret == -HI_E_LAYOUT || ret == -HI_E_DWARF)) {
-		s->method_why = ret == -HI_E_NODEBUG
-					? "no debug information for libc"
-					: "libc's debug information does not "
-					  "describe malloc's state";
+	     ret == -HI_E_LAYOUT || ret == -HI_E_DWARF ||
+	     ret == -HI_E_NOVERSION || ret == -HI_E_VERIFY)) {
+		int located = ret;
+		char why[sizeof(ctx.why)];
+
+		memcpy(why, ctx.why, sizeof(why));
+		auto_call_reason(s, &ctx, ret);
 		ret = hi_snapshot_by_call(o, s, &ctx, ops, 0);
+		if (ret == -HI_E_NOSYM && !s->called) {
+			s->method_why = NULL;
+			memcpy(ctx.why, why, sizeof(why));
+			ret = located;
+		}
 		goto out_ops;
 	}
 	if (o->method == HI_METHOD_CALL) {

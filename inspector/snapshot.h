@@ -47,6 +47,7 @@ struct hi_snapshot {
 	const char *allocator;      /* "glibc" */
 	const char *method;         /* "read" or "call" */
 	const char *method_why;     /* why auto chose it, or NULL */
+	char method_why_buf[2048];  /* ... when made for this snapshot */
 	int called;                 /* the figures come from a call */
 	struct hi_call_report call;
 	int call_wraps;             /* mallinfo(): int fields, they wrap */

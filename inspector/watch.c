@@ -164,6 +164,12 @@ static void watch_usage(FILE *out)
 "On a terminal, stderr shows one status line: time, samples, live bytes,\n"
 "free bytes and RSS, each with its change since the first sample.\n"
 "\n"
+"Each sample reads the process's memory, as heapinspect -p does.  Where\n"
+"heapinspect knows no layout for its glibc (a version without a built-in\n"
+"layout, and no usable debug information), every sample is instead a call\n"
+"of the process's own mallinfo2() (see heapinspect --help, --method auto),\n"
+"recorded as allocator.method \"call\" with its method_reason.\n"
+"\n"
 "exit status: 0 stopped at --count or --duration or by a signal; 2 no\n"
 "sample could be taken at all, or FILE could not be written; 3 the process\n"
 "exited (after at least one sample; recorded in FILE); 64 wrong usage.\n");

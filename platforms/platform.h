@@ -115,7 +115,10 @@ struct hi_alloc_ctx {
 	const char *located_by;           /* "dwarf", "debuginfod", "builtin" */
 	int from_cache;                   /* the layout came from the cache */
 	char cache_note[512];             /* a cache file ignored, and why */
-	char table[128];                  /* the built-in table used */
+	char table[256];                  /* the built-in table used */
+	int table_mapped;                 /* ... mapped from the sources,
+					     not proven on a real build */
+	char tables[256];                 /* every version with a table */
 	/* Why the methods tried before the one that worked failed. */
 	char tried[3][512];
 	unsigned ntried;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README and of CI: install (as root), build with
-# warnings as errors, make the glibc 2.31 and 2.41 sysroots, run every test;
+# warnings as errors, make the glibc 2.31, 2.41, 2.43 and 2.44 sysroots (the
+# host has 2.36), run every test;
 # then build again with AddressSanitizer and UndefinedBehaviorSanitizer and
 # run every test once more; then build the libFuzzer targets with clang and
 # run each briefly (HI_FUZZ_SECONDS, default 30).
@@ -13,7 +14,7 @@ jobs=$(nproc)
 # The layout cache of the runs under test: the build's own, not the user's.
 export XDG_CACHE_HOME="$PWD/build/cache"
 
-for suite in bullseye trixie; do
+for suite in bullseye trixie sid experimental; do
 	bash tests/glibc/make-sysroot.sh "$suite" "$PWD/build/sysroots/$suite"
 done
 

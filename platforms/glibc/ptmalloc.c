@@ -143,8 +143,8 @@ static int parse_version(const char *banner, unsigned *maj, unsigned *min)
 
 /*
  * One member into a field; required members fail the look-up, optional
- * ones (attached_threads, 2.23 and later; the tcache and huge page members
- * of malloc_par) come back with size 0.
+ * ones (attached_threads, 2.23 and later; fastbinsY, 2.42 and earlier; the
+ * tcache and huge page members of malloc_par) come back with size 0.
  */
 static int member(const struct hi_sym_type *t, const char *tname,
 		  const char *name, int required, struct ptm_field *f,
@@ -202,7 +202,8 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 	} while (0)
 	M(state, "malloc_state", "mutex", 1, &l->mutex);
 	M(state, "malloc_state", "flags", 1, &l->flags);
-	M(state, "malloc_state", "fastbinsY", 1, &l->fastbins);
+	/* Gone in 2.43 ("malloc: Remove fastbin infrastructure"). */
+	M(state, "malloc_state", "fastbinsY", 0, &l->fastbins);
 	M(state, "malloc_state", "top", 1, &l->top);
 	M(state, "malloc_state", "bins", 1, &l->bins);
 	M(state, "malloc_state", "next", 1, &l->next);
@@ -219,6 +220,9 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 	M(par, "malloc_par", "max_mmapped_mem", 1, &l->max_mmapped_mem);
 	M(par, "malloc_par", "sbrk_base", 1, &l->sbrk_base);
 	M(par, "malloc_par", "tcache_bins", 0, &l->tcache_bins);
+	/* Renamed in 2.42, when tcache gained bins for large chunks. */
+	if (!l->tcache_bins.size)
+		M(par, "malloc_par", "tcache_small_bins", 0, &l->tcache_bins);
 	M(par, "malloc_par", "tcache_max_bytes", 0, &l->tcache_max_bytes);
 	M(par, "malloc_par", "tcache_count", 0, &l->tcache_count);
 
@@ -238,6 +242,21 @@ int ptm_layout_dwarf(const struct hi_sym_type *state,
 		snprintf(what, whatsize,
 			 "struct malloc_state, malloc_par or malloc_chunk");
 	return ret;
+}
+
+void ptm_layout_tcache(const struct hi_sym_module *libc, struct ptm_layout *l)
+{
+	struct hi_sym_type tc;
+
+	memset(&l->tcache_entries, 0, sizeof(l->tcache_entries));
+	/* malloc.c: typedef struct tcache_perthread_struct {...} ... */
+	if (hi_sym_type_named(libc, "malloc.c", "tcache_perthread_struct",
+			      &tc) ||
+	    hi_sym_member(&tc, "entries", &l->tcache_entries.off,
+			  &l->tcache_entries.size, &l->tcache_entries.count,
+			  NULL) ||
+	    ptm_layout_check(l))
+		memset(&l->tcache_entries, 0, sizeof(l->tcache_entries));
 }
 
 static void tried(struct hi_alloc_ctx *ctx, const char *fmt, ...)
@@ -293,6 +312,7 @@ static int locate_dwarf(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
 	heap_info_layout(&priv->libc, &priv->l);
 	if (ptm_layout_check(&priv->l))
 		priv->l.hinfo_size = 0;
+	ptm_layout_tcache(&priv->libc, &priv->l);
 	/*
 	 * The global locks, arena.c (#included into malloc.c): list_lock
 	 * guards the ring of arenas, free_list_lock the free list (2.23 and
@@ -358,12 +378,13 @@ static int locate_builtin(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
 	b = ptm_builtin_for(maj, min, &range);
 	if (!b) {
 		snprintf(ctx->why, sizeof(ctx->why), "glibc %u.%u has no "
-			 "built-in layout (heapinspect knows %s)", maj, min,
+			 "built-in layout; heapinspect knows %s", maj, min,
 			 range);
 		return -HI_E_NOVERSION;
 	}
 	priv->l = b->layout;
 	snprintf(ctx->table, sizeof(ctx->table), "%s", b->name);
+	ctx->table_mapped = b->mapped;
 	n = ptm_find_arena(&priv->l, &img, priv->arenas, PTM_MAX_CAND);
 	if (n <= 0) {
 		snprintf(ctx->why, sizeof(ctx->why), "no main_arena in %.3000s:"
@@ -468,6 +489,12 @@ static int ptm_locate(struct hi_alloc_ctx *ctx)
 		return -HI_E_NOLIBC;
 	}
 	snprintf(ctx->version, sizeof(ctx->version), "%u.%u", maj, min);
+	{
+		const char *range;
+
+		ptm_builtin_for(0, 0, &range);
+		snprintf(ctx->tables, sizeof(ctx->tables), "%s", range);
+	}
 	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
 	safe = maj > 2 || (maj == 2 && min >= 32);
 
@@ -680,7 +707,7 @@ static int ptm_busy_op(struct hi_alloc_ctx *ctx)
 	return ptm_busy(&priv->l, &priv->w, ctx->reader, ctx->maps);
 }
 
-/* malloc.c's exported functions (2.31 to 2.41), for the symbol-less path. */
+/* malloc.c's exported functions (2.31 to 2.44), for the symbol-less path. */
 static const char *const ptm_malloc_funcs[] = {
 	"malloc", "__libc_malloc", "free", "__libc_free", "cfree", "calloc",
 	"__libc_calloc", "realloc", "__libc_realloc", "reallocarray",
@@ -756,7 +783,7 @@ static int ptm_read(struct hi_alloc_ctx *ctx, int skip_locked,
 
 /*
  * The exported entry points of glibc's allocator (malloc/malloc.c, the
- * strong_alias and libc_hidden_def lines at its end, 2.31 to 2.41).  A thread
+ * strong_alias and libc_hidden_def lines at its end, 2.31 to 2.44).  A thread
  * whose call stack passes through one of them is inside the allocator.
  */
 static const char *const ptm_entries[] = {

@@ -21,7 +21,12 @@
 
 #include "ptmalloc_priv.h"
 
-#define MAGIC "heapinspect-layout-cache 2"
+/*
+ * 3: fastbins may be absent (0,0,0: glibc 2.43 and later), and
+ * tcache_entries was added.  A file of another format is ignored, and
+ * written again in this one.
+ */
+#define MAGIC "heapinspect-layout-cache 3"
 
 /* Every struct ptm_field of the layout, by name: the file's keys. */
 static const struct {
@@ -34,6 +39,7 @@ static const struct {
 	F(trim_threshold), F(mmap_threshold), F(hp_pagesize), F(n_mmaps),
 	F(n_mmaps_max), F(max_n_mmaps), F(mmapped_mem), F(max_mmapped_mem),
 	F(sbrk_base), F(tcache_bins), F(tcache_max_bytes), F(tcache_count),
+	F(tcache_entries),
 	F(c_size), F(c_fd), F(c_bk), F(h_ar_ptr), F(h_prev), F(h_size),
 #undef F
 };

@@ -436,6 +436,25 @@ static int c_heaps(struct vctx *v, char *d, size_t n)
 		   checked, checked == 1 ? "" : "s");
 }
 
+/*
+ * The largest tcache_max_bytes tunables and mallopt can set (malloc.c
+ * do_set_tcache_max) with nbins tcache bins (TCACHE_MAX_BINS, the entries
+ * of struct tcache_perthread_struct), and so the bound on it.  To 2.41,
+ * 64 bins of 16-byte steps: tidx2usize (63), 1032 bytes.  From 2.42, 64 such
+ * small bins and large ones above them, bin 64 + k for chunks below
+ * 2^(11 + k) bytes (large_csize2tidx, MAX_TCACHE_SMALL_SIZE 1040 < 2^11):
+ * with 76 bins, chunks below 4 MiB.  2.43 keeps one more than the largest
+ * chunk size (nb + 1): the bound is inclusive.
+ */
+static uint64_t tcache_max_bytes(uint64_t nbins)
+{
+	if (nbins <= 64)
+		return (nbins - 1) * 16 + 24;
+	if (nbins > 64 + 40)
+		return UINT64_MAX;
+	return 1ull << (11 + nbins - 65);
+}
+
 static int c_par(struct vctx *v, char *d, size_t n)
 {
 	const struct ptm_layout *l = v->l;
@@ -451,13 +470,18 @@ static int c_par(struct vctx *v, char *d, size_t n)
 			   ", mmapped_mem %" PRIu64 ", max_mmapped_mem %"
 			   PRIu64 " do not agree", nm, maxn, mem, maxmem);
 	/*
-	 * Tunables and mallopt bound these (malloc.c do_set_tcache_*:
-	 * MAX_TCACHE_SIZE 1032 bytes, 64 bins, counts up to 65535).
+	 * Tunables and mallopt bound these (malloc.c do_set_tcache_*): counts
+	 * up to MAX_TCACHE_COUNT 65535, no more bins than tcache has, sizes
+	 * as tcache_max_bytes() says.
 	 */
-	if ((l->tcache_bins.size && ptm_get(p, &l->tcache_bins) > 64) ||
-	    (l->tcache_max_bytes.size &&
-	     ptm_get(p, &l->tcache_max_bytes) > 1032) ||
-	    (l->tcache_count.size && ptm_get(p, &l->tcache_count) > 65535))
+	if (l->tcache_count.size && ptm_get(p, &l->tcache_count) > 65535)
+		return say(d, n, 0, "tcache settings out of their range");
+	if (l->tcache_entries.count &&
+	    ((l->tcache_bins.size &&
+	      ptm_get(p, &l->tcache_bins) > l->tcache_entries.count) ||
+	     (l->tcache_max_bytes.size &&
+	      ptm_get(p, &l->tcache_max_bytes) >
+		      tcache_max_bytes(l->tcache_entries.count))))
 		return say(d, n, 0, "tcache settings out of their range");
 	return say(d, n, 1, "%" PRId64 " mmapped chunks, %" PRIu64 " bytes, "
 		   "tcache settings in range", nm, mem);

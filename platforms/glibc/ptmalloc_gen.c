@@ -21,13 +21,18 @@
 
 #include "ptmalloc_priv.h"
 
-/* Every member of struct malloc_par from 2.26 to 2.41, in order. */
+/*
+ * Every member of struct malloc_par from 2.26 to 2.44, in order (2.42
+ * renamed tcache_bins to tcache_small_bins; 2.43 added thp_mode; 2.44
+ * dropped tcache_unsorted_limit).  Those a build lacks are left out.
+ */
 static const char *const par_members[] = {
 	"trim_threshold", "top_pad", "mmap_threshold", "arena_test",
-	"arena_max", "thp_pagesize", "hp_pagesize", "hp_flags", "n_mmaps",
-	"n_mmaps_max", "max_n_mmaps", "no_dyn_threshold", "mmapped_mem",
-	"max_mmapped_mem", "sbrk_base", "tcache_bins", "tcache_max_bytes",
-	"tcache_count", "tcache_unsorted_limit", NULL,
+	"arena_max", "thp_mode", "thp_pagesize", "hp_pagesize", "hp_flags",
+	"n_mmaps", "n_mmaps_max", "max_n_mmaps", "no_dyn_threshold",
+	"mmapped_mem", "max_mmapped_mem", "sbrk_base", "tcache_bins",
+	"tcache_small_bins", "tcache_max_bytes", "tcache_count",
+	"tcache_unsorted_limit", NULL,
 };
 
 struct gen {
@@ -82,6 +87,7 @@ static int gen(const char *libc, const char *debugdir, struct gen *g)
 		hi_sym_close(sym);
 		return -1;
 	}
+	ptm_layout_tcache(&m, &g->b.layout);
 	/* Safe-linking came with glibc 2.32 (commit a1a486d7). */
 	g->b.layout.safe_linking = g->b.major > 2 ||
 				   (g->b.major == 2 && g->b.minor >= 32);
@@ -136,7 +142,7 @@ static void emit(const struct gen *g, const char *name)
 	F(trim_threshold); F(mmap_threshold); F(hp_pagesize); F(n_mmaps);
 	F(n_mmaps_max); F(max_n_mmaps); F(mmapped_mem); F(max_mmapped_mem);
 	F(sbrk_base); F(tcache_bins); F(tcache_max_bytes); F(tcache_count);
-	F(c_size); F(c_fd); F(c_bk);
+	F(tcache_entries); F(c_size); F(c_fd); F(c_bk);
 #undef F
 	printf("\t\t.ptr_size = %u,\n\t\t.safe_linking = %d,\n\t},\n",
 	       l->ptr_size, l->safe_linking);
@@ -174,13 +180,17 @@ static int check(const struct gen *g)
 	b = &t->layout;
 	printf("glibc %u.%u (build-id %s): table of %s\n", g->b.major,
 	       g->b.minor, g->build_id, t->name);
+	/* A table mapped from the sources is what a real build must prove. */
+	if (t->mapped)
+		printf("  (mapped from glibc's sources: not proven on a real "
+		       "build until this check passes)\n");
 #define F(x) ok &= same_field(#x, &a->x, &b->x)
 	F(mutex); F(flags); F(fastbins); F(top); F(bins); F(next);
 	F(attached_threads); F(system_mem); F(max_system_mem);
 	F(trim_threshold); F(mmap_threshold); F(hp_pagesize); F(n_mmaps);
 	F(n_mmaps_max); F(max_n_mmaps); F(mmapped_mem); F(max_mmapped_mem);
 	F(sbrk_base); F(tcache_bins); F(tcache_max_bytes); F(tcache_count);
-	F(c_size); F(c_fd); F(c_bk);
+	F(tcache_entries); F(c_size); F(c_fd); F(c_bk);
 #undef F
 	if (a->state_size != b->state_size || a->par_size != b->par_size ||
 	    a->ptr_size != b->ptr_size || a->safe_linking != b->safe_linking) {

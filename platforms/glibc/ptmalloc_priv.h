@@ -25,14 +25,16 @@ struct ptm_field {
  * one of these comes from the target's own debug information; without it,
  * from the built-in tables (ptmalloc_builds.c), which were generated from
  * the DWARF of real builds.  Members marked optional have size 0 when the
- * glibc has no such member.
+ * glibc has no such member.  The walker follows what the layout has, never
+ * a version number: without fastbins (glibc 2.43 removed them) it walks
+ * none, and smblks and fsmblks stay 0, as int_mallinfo of 2.43 leaves them.
  */
 struct ptm_layout {
 	/* struct malloc_state */
 	uint64_t state_size;
 	struct ptm_field mutex;
 	struct ptm_field flags;
-	struct ptm_field fastbins; /* fastbinsY[NFASTBINS] */
+	struct ptm_field fastbins; /* optional: fastbinsY[NFASTBINS], to 2.42 */
 	struct ptm_field top;
 	struct ptm_field bins;     /* bins[NBINS * 2 - 2] */
 	struct ptm_field next;
@@ -50,9 +52,15 @@ struct ptm_layout {
 	struct ptm_field mmapped_mem;
 	struct ptm_field max_mmapped_mem;
 	struct ptm_field sbrk_base;
-	struct ptm_field tcache_bins;      /* optional: USE_TCACHE */
+	/* optional: USE_TCACHE; tcache_small_bins from 2.42 on */
+	struct ptm_field tcache_bins;
 	struct ptm_field tcache_max_bytes; /* optional */
 	struct ptm_field tcache_count;     /* optional */
+	/*
+	 * struct tcache_perthread_struct: entries[TCACHE_MAX_BINS], optional;
+	 * its count bounds the tcache settings of malloc_par (ptm_verify).
+	 */
+	struct ptm_field tcache_entries;
 	/* heap_info (arena.c), the header of a non-main arena's heap */
 	uint64_t hinfo_size;       /* 0: unknown */
 	struct ptm_field h_ar_ptr;
@@ -94,6 +102,12 @@ struct ptm_build {
 	struct ptm_layout layout;
 	struct ptm_init par_init[PTM_MAX_INIT];
 	unsigned npar_init;
+	/*
+	 * 0: this build's own table, proven on it.  1: the table of another
+	 * build, mapped onto this version from glibc's sources (made by
+	 * ptm_builtin_for, never generated).
+	 */
+	int mapped;
 };
 
 /* The builds the tables were generated from (ptmalloc_builds.c). */
@@ -103,8 +117,10 @@ extern const unsigned ptm_nbuilds;
 /*
  * The built-in table for glibc major.minor (ptmalloc_versions.c): the build
  * whose struct malloc_state, malloc_par and malloc_chunk are those of that
- * version.  Return it, or NULL when heapinspect knows no table for the
- * version; *range is set to the versions that are known, for the message.
+ * version, with mapped set when it is not a build of that very version.
+ * Return it (a mapped one lives until the next call), or NULL when
+ * heapinspect knows no table for the version; *range is set to the
+ * versions that are known, proven and mapped, for the messages.
  */
 const struct ptm_build *ptm_builtin_for(unsigned major, unsigned minor,
 					const char **range);
@@ -117,6 +133,13 @@ const struct ptm_build *ptm_builtin_for(unsigned major, unsigned minor,
 int ptm_layout_dwarf(const struct hi_sym_type *state,
 		     const struct hi_sym_type *par, struct ptm_layout *l,
 		     char *what, size_t whatsize);
+
+/*
+ * The DWARF path, optional members outside main_arena's and mp_'s types:
+ * struct tcache_perthread_struct's entries from libc's malloc.c unit.  Left
+ * with size 0 when the debug information has no such type.
+ */
+void ptm_layout_tcache(const struct hi_sym_module *libc, struct ptm_layout *l);
 
 /*
  * The target's libc file as the symbol-less finder sees it (ptmalloc.c backs
@@ -143,7 +166,7 @@ struct ptm_image {
 /*
  * Candidates for main_arena in libc's file, without symbols: main_arena is
  * the only static struct malloc_state, and its initializer (malloc.c,
- * 2.26 to 2.41: .mutex, .next = &main_arena, .attached_threads = 1) makes
+ * 2.26 to 2.44: .mutex, .next = &main_arena, .attached_threads = 1) makes
  * the linker emit a relative relocation at main_arena.next whose value is
  * main_arena itself, while every other byte of it starts as zero (pwndbg
  * finds it the same way).  Fill out[] with at most max addresses.  Return
@@ -255,7 +278,7 @@ int ptm_busy(const struct ptm_layout *l, const struct ptm_where *w,
 
 /*
  * Compute the figures glibc's __libc_mallinfo2 would return (int_mallinfo
- * over every arena, in malloc.c of 2.31 to 2.41), and each arena's own.  The
+ * over every arena, in malloc.c of 2.31 to 2.43), and each arena's own.  The
  * target must be stopped.  With skip_locked, an arena whose mutex is held is
  * reported with status -HI_E_BUSY instead of being walked.  Return 0 with
  * heap->complete set when every arena was read, 0 with it clear when some

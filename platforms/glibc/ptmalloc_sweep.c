@@ -8,7 +8,7 @@
  * system call costs far more.  Reading the heap from end to end in large
  * pieces costs a copy per page instead, which on a dense heap is much less.
  *
- * What the walk of int_mallinfo (malloc.c, 2.31 to 2.41) counts can be seen
+ * What the walk of int_mallinfo (malloc.c, 2.31 to 2.43) counts can be seen
  * in the heap itself:
  *  - a chunk is in a bin (unsorted, small or large) exactly when it is free
  *    to the heap, that is when the next chunk's PREV_INUSE bit is clear

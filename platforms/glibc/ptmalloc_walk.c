@@ -3,7 +3,8 @@
  * The walker: what glibc's int_mallinfo computes, from outside.
  *
  * glibc 2.36 malloc.c, int_mallinfo(), for each arena av on the ring that
- * __libc_mallinfo2 walks from main_arena through av->next:
+ * __libc_mallinfo2 walks from main_arena through av->next (the same to
+ * glibc-2.42's malloc.c):
  *
  *	avail = chunksize (av->top); nblocks = 1;
  *	for each fastbin, each chunk p (p = REVEAL_PTR (p->fd)):
@@ -21,6 +22,12 @@
  * 2.31's mallinfo() is the same computation in int fields, without
  * REVEAL_PTR.  Chunks in tcache are not on any of these lists, so they count
  * as in use, as they do for glibc.
+ *
+ * glibc 2.43 removed the fastbins: its int_mallinfo (malloc.c of the 2.43
+ * development, January 2026) counts top and the regular bins only, and
+ * never touches smblks or fsmblks, which stay 0.  A layout without
+ * fastbins gives exactly that here: no fastbin is walked, and the fastbin
+ * sums stay 0.
  *
  * Unlike glibc, which trusts its own memory, every pointer here is checked
  * before it is followed: the target's memory is hostile input.
@@ -118,9 +125,18 @@ int ptm_layout_check(const struct ptm_layout *l)
 	    (l->tcache_count.size &&
 	     !field_ok(&l->tcache_count, l->par_size, 0, p)))
 		return -HI_E_LAYOUT;
-	/* NFASTBINS is 10 and NBINS 128 in every glibc since 2.3. */
-	if (l->fastbins.count < 1 || l->fastbins.count > 64 ||
-	    !field_ok(&l->fastbins, l->state_size, 1, p))
+	/* A struct of its own: only its size and element count matter. */
+	if (l->tcache_entries.size &&
+	    (l->tcache_entries.count < 1 || l->tcache_entries.count > 1024 ||
+	     l->tcache_entries.size != l->tcache_entries.count * p))
+		return -HI_E_LAYOUT;
+	/*
+	 * NFASTBINS is 10 from glibc 2.3 to 2.42; 2.43 has no fastbins.  NBINS
+	 * is 128 in every glibc since 2.3.
+	 */
+	if (l->fastbins.size &&
+	    (l->fastbins.count < 1 || l->fastbins.count > 64 ||
+	     !field_ok(&l->fastbins, l->state_size, 1, p)))
 		return -HI_E_LAYOUT;
 	if (l->bins.count < 4 || l->bins.count > 1024 || l->bins.count % 2 ||
 	    !field_ok(&l->bins, l->state_size, 1, p))
@@ -164,7 +180,7 @@ uint64_t ptm_minsize(const struct ptm_layout *l)
 /*
  * Which bin a free chunk of size sz must be in: fastbin_index,
  * smallbin_index and largebin_index_64 of malloc.c (unchanged from 2.26 to
- * 2.41).  Used to catch a chunk whose size field was overwritten.
+ * 2.43).  Used to catch a chunk whose size field was overwritten.
  */
 static uint64_t fastbin_index(uint64_t sz, unsigned size_sz)
 {
@@ -641,8 +657,13 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			ret = corrupt(a, addr, "arena has no top chunk");
 		goto out;
 	}
-	/* top may be initial_top(): the unsorted bin's header in the arena. */
-	if (top & (ptm_align(l) - 1) ||
+	/*
+	 * top may be initial_top(): the unsorted bin's header in the arena,
+	 * which is only pointer-aligned where bins do not start at a multiple
+	 * of MALLOC_ALIGNMENT plus fd's offset (glibc 2.43: arena + 8).
+	 */
+	if ((top != addr + l->bins.off - l->c_fd.off &&
+	     top & (ptm_align(l) - 1)) ||
 	    !hi_maps_rw_range(maps, top, l->c_size.off + l->c_size.size)) {
 		ret = corrupt(a, top, "top chunk " HI_PRIxADDR " is outside "
 			      "writable memory", top);

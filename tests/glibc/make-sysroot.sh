@@ -11,6 +11,13 @@
 # because the host's libgcc_s.so.1 needs a newer glibc than 2.31, and glibc
 # dlopens libgcc_s for pthread_exit/pthread_cancel unwinding).
 #
+# experimental is a partial suite: it holds only the packages that have a
+# version newer than unstable's (glibc, but not libgcc-s1), and apt never
+# picks its packages by itself (its Release file says NotAutomatic).  Its
+# sysroot is experimental layered on sid: both suites in the private
+# sources list, the glibc packages pinned to experimental, the others from
+# sid; the script checks that the glibc packages did come from experimental.
+#
 # The .debs are fetched with apt using a private sources list and private
 # state/cache dirs (the host's apt state is never touched). The mirror is the
 # first Debian "main" URI of the host's apt sources; override with
@@ -72,6 +79,13 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 PACKAGES=(libc6 libc6-dev libc6-dbg linux-libc-dev libgcc-s1)
+GLIBC_PACKAGES=(libc6 libc6-dev libc6-dbg)
+# A partial suite and the full suite it is layered on.
+case $SUITE in
+    experimental) BASE_SUITE=sid ;;
+    *) BASE_SUITE= ;;
+esac
+SUITES="$SUITE${BASE_SUITE:+ $BASE_SUITE}"
 
 # ---------------------------------------------------------------- mirror ----
 # First URI of a "deb" source with component main that is not a security /
@@ -153,12 +167,18 @@ mkdir -p "$CACHE/etc/preferences.d" "$CACHE/etc/sources.list.d" \
 {
     echo "Types: deb"
     echo "URIs: $MIRROR"
-    echo "Suites: $SUITE"
+    echo "Suites: $SUITES"
     echo "Components: main"
     echo "Architectures: amd64"
     [[ -n $KEYRING ]] && echo "Signed-By: $KEYRING"
     [[ ${HI_SYSROOT_INSECURE:-0} == 1 ]] && echo "Trusted: yes"
 } >"$CACHE/etc/sources.list.d/$SUITE.sources"
+rm -f "$CACHE/etc/preferences.d/glibc.pref"
+if [[ -n $BASE_SUITE ]]; then
+    # Above sid's 500, so that apt prefers experimental's glibc.
+    printf 'Package: %s\nPin: release a=%s\nPin-Priority: 990\n' \
+        "${GLIBC_PACKAGES[*]}" "$SUITE" >"$CACHE/etc/preferences.d/glibc.pref"
+fi
 
 APT_OPTS=(
     -o "Dir::Etc::sourcelist=$CACHE/etc/sources.list"
@@ -182,25 +202,28 @@ if [[ ${HI_SYSROOT_INSECURE:-0} == 1 ]]; then
 fi
 
 lists_present() {
-    compgen -G "$CACHE/state/lists/*_dists_${SUITE}_*Packages*" >/dev/null
+    local s
+    for s in $SUITES; do
+        compgen -G "$CACHE/state/lists/*_dists_${s}_*Packages*" >/dev/null || return 1
+    done
 }
 
 # ---------------------------------------------------------- apt update ----
 max_age=${HI_SYSROOT_MAX_AGE:-86400}
 need_update=1
 if [[ ${HI_SYSROOT_REFRESH:-0} != 1 ]] && lists_present && [[ -f $CACHE/state/.updated ]] \
-   && [[ $(cat "$CACHE/state/.updated") == "$MIRROR $SUITE $KEYRING" ]]; then
+   && [[ $(cat "$CACHE/state/.updated") == "$MIRROR $SUITES $KEYRING" ]]; then
     age=$(( $(date +%s) - $(stat -c %Y "$CACHE/state/.updated") ))
     (( age < max_age )) && need_update=0
 fi
 if (( need_update )); then
-    note "apt-get update for $SUITE from $MIRROR"
+    note "apt-get update for $SUITES from $MIRROR"
     rm -f "$CACHE/state/.updated"
     fail_re='^E: |^W: (Failed to fetch|GPG error|.*not signed)'
     [[ ${HI_SYSROOT_INSECURE:-0} == 1 ]] && fail_re='^E: |^W: Failed to fetch'
     if apt-get "${APT_OPTS[@]}" -q update >"$CACHE/update.log" 2>&1 \
        && ! grep -qE "$fail_re" "$CACHE/update.log" && lists_present; then
-        echo "$MIRROR $SUITE $KEYRING" >"$CACHE/state/.updated"
+        echo "$MIRROR $SUITES $KEYRING" >"$CACHE/state/.updated"
     else
         cat "$CACHE/update.log" >&2
         if grep -qE 'NO_PUBKEY|EXPKEYSIG|not signed|is not signed|signatures couldn.t be verified|InRelease.*invalid' "$CACHE/update.log"; then
@@ -235,8 +258,20 @@ done < <(awk '
 ' <<<"$records")
 for p in "${PACKAGES[@]}"; do
     [[ -n ${VER[$p]:-} && -n ${FILE[$p]:-} && -n ${SHA[$p]:-} ]] \
-        || die "package '$p' not found (or record incomplete) in $SUITE (mirror $MIRROR)"
+        || die "package '$p' not found (or record incomplete) in $SUITES (mirror $MIRROR)"
 done
+for p in "${GLIBC_PACKAGES[@]}"; do
+    [[ ${VER[$p]} == "${VER[libc6]}" ]] \
+        || die "$p ${VER[$p]} is not the version of libc6 (${VER[libc6]}) in $SUITES"
+done
+if [[ -n $BASE_SUITE ]]; then
+    # The pin falls back to sid's glibc when experimental has none.
+    apt-cache "${APT_OPTS[@]}" madison libc6 2>/dev/null \
+        | awk -F'|' -v v="${VER[libc6]}" -v s="$SUITE" '
+            { gsub(/ /, "", $2) } $2 == v && $3 ~ (" " s "/") { ok = 1 }
+            END { exit !ok }' \
+        || die "libc6 ${VER[libc6]} is not from $SUITE: $SUITE has no glibc of its own now; nothing to layer on $BASE_SUITE"
+fi
 
 stamp=$(for p in "${PACKAGES[@]}"; do echo "$p=${VER[$p]}"; done)
 stamp=$(printf 'suite=%s\ndestdir=%s\nformat=1\n%s\n' "$SUITE" "$DESTDIR" "$stamp")
@@ -311,7 +346,9 @@ LIBDIR_S=$(realpath -e "$STAGE/lib/x86_64-linux-gnu") || die "no lib/x86_64-linu
 [[ -e $LIBDIR_S/ld-linux-x86-64.so.2 ]] || die "ld-linux-x86-64.so.2 not found in $LIBDIR_S"
 [[ -e $STAGE/lib64/ld-linux-x86-64.so.2 ]] || die "lib64/ld-linux-x86-64.so.2 not found in the extracted tree"
 LIBC_S=$(realpath -e "$LIBDIR_S/libc.so.6")
-BUILD_ID=$(readelf -n "$LIBC_S" | awk '/Build ID:/ {print $3; exit}')
+# awk reads to the end: exiting early would kill readelf with SIGPIPE, which
+# pipefail turns into a failure of the script.
+BUILD_ID=$(readelf -n "$LIBC_S" | awk '/Build ID:/ && id == "" {id = $3} END {print id}')
 [[ $BUILD_ID =~ ^[0-9a-f]{4,}$ ]] || die "cannot read the build-id of $LIBC_S"
 
 DEBUGDIR_S=$STAGE/usr/lib/debug
@@ -328,7 +365,7 @@ DEBUG_S=$(realpath -e "$DEBUG_S")
 # Does the libc .debug refer to a dwz alt file (.gnu_debugaltlink)?
 DWZ_S=
 if readelf -SW "$DEBUG_S" 2>/dev/null | grep -q '\.gnu_debugaltlink'; then
-    alt=$(readelf -p .gnu_debugaltlink "$DEBUG_S" 2>/dev/null | awk '/\[ *0\]/ {print $3; exit}')
+    alt=$(readelf -p .gnu_debugaltlink "$DEBUG_S" 2>/dev/null | awk '/\[ *0\]/ && a == "" {a = $3} END {print a}')
     if [[ -n $alt ]]; then
         if [[ $alt == /* ]]; then cand=$STAGE$alt; else cand=$(dirname "$DEBUG_S")/$alt; fi
         [[ -e $cand ]] || die "libc debug file refers to dwz file '$alt', which is not in the sysroot"

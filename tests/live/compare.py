@@ -4,14 +4,17 @@ mallinfo2() figures.
 
     compare.py --heapinspect BIN --target BIN --scenario S
                [--debuginfo-path DIR] [--snapshots N] [--extra-arg ARG ...]
-               [--located-by dwarf|debuginfod|builtin]
+               [--located-by dwarf|debuginfod|builtin] [--glibc VERSION]
+               [--method read|call] [--method-reason TEXT]
 
 Starts `hi_target S`, waits for its ready line, runs
 `heapinspect -p PID --json [...]` N times (default 1) and checks each
 snapshot: schema, pid, the ten mallinfo2 figures (exactly; for api=mallinfo
 the low 32 bits), the per-arena sums against the totals, the process
 figures.  Then the target must report the same figures again, answer
-`check` with ok and exit with status 0.  For the `busy` scenario
+`check` with ok and exit with status 0.  With --glibc (the target's glibc,
+from its package, not from heapinspect), the scenario is also checked to
+build the heap it is meant to, by the target's own figures.  For the `busy` scenario
 (api=none) the target has no figures to compare: only the snapshot's own
 consistency is checked.
 
@@ -141,7 +144,28 @@ def check_relations(mi, arenas, problems):
                         % (mi["uordblks"], mi["arena"], mi["fordblks"]))
 
 
-def check_snapshot(snap, ready, pid, located_by=None):
+def scenario_sanity(scenario, glibc, ready):
+    """Whether the scenario built the heap it is meant to, by the target's
+    own figures; returns the list of problems."""
+    if scenario != "small_frees" or not glibc or ready["api"] == "none":
+        return []
+    v = tuple(int(x) for x in glibc.split(".")[:2])
+    if v < (2, 43):
+        # Up to 2.42, what tcache does not take stays in the fastbins.
+        if ready["smblks"] < 1000:
+            return ["small_frees: only %d chunks in fastbins (smblks), "
+                    "glibc %s keeps about 10,000 there"
+                    % (ready["smblks"], glibc)]
+    elif ready["smblks"] != 0 or ready["ordblks"] < 1000:
+        # 2.43 has no fastbins: the frees are merged into the bins.
+        return ["small_frees: smblks %d, ordblks %d: glibc %s has no "
+                "fastbins and bins thousands of chunks"
+                % (ready["smblks"], ready["ordblks"], glibc)]
+    return []
+
+
+def check_snapshot(snap, ready, pid, located_by=None, method=None,
+                   reason=None):
     """All checks of one snapshot; returns the list of problems."""
     problems = []
 
@@ -174,6 +198,14 @@ def check_snapshot(snap, ready, pid, located_by=None):
                 need(v < (2, 33), "allocator.version %s, but the target "
                      "has no mallinfo2 (< 2.33)" % ver)
         need("method" in alloc, "allocator has no method")
+        if method:
+            need(alloc.get("method") == method,
+                 "allocator.method is %r, not %r"
+                 % (alloc.get("method"), method))
+        if reason:
+            need(reason in str(alloc.get("method_reason")),
+                 "allocator.method_reason is %r, without %r"
+                 % (alloc.get("method_reason"), reason))
         if alloc.get("method") == "call":
             call = alloc.get("call")
             if need(isinstance(call, dict), "method call without call"):
@@ -181,6 +213,13 @@ def check_snapshot(snap, ready, pid, located_by=None):
                 need(call.get("agrees_with_memory") is not False,
                      "the call's figures differ from the memory reader's "
                      "in the same stop")
+                # And where a layout was known and the target is idle,
+                # the reader must have read them all.
+                if alloc.get("located_by") and ready["api"] != "none":
+                    need(call.get("agrees_with_memory") is True,
+                         "the call was not compared with the memory "
+                         "reader (agrees_with_memory %r)"
+                         % call.get("agrees_with_memory"))
                 if ready["api"] == "mallinfo":
                     need(call.get("function") == "mallinfo" and
                          "wrap" in call.get("note", ""),
@@ -222,8 +261,14 @@ def check_snapshot(snap, ready, pid, located_by=None):
                   "no comparison)")
 
     arenas = snap.get("arenas")
-    if not need(isinstance(arenas, list) and arenas,
-                "arenas is not a non-empty array"):
+    # A call with no layout to read the arenas with: the totals alone.
+    no_layout = isinstance(alloc, dict) and alloc.get("method") == "call" \
+        and alloc.get("located_by") is None
+    if no_layout:
+        need(arenas == [], "arenas %r read without a layout" % arenas)
+        arenas = []
+    elif not need(isinstance(arenas, list) and arenas,
+                  "arenas is not a non-empty array"):
         arenas = []
     else:
         need(all(isinstance(a, dict) for a in arenas),
@@ -273,11 +318,13 @@ def run(args):
                           % (ready["pid"], pid))
         print("target %s: pid %d api %s threads %d"
               % (args.scenario, pid, ready["api"], ready["threads"]))
+        failed = scenario_sanity(args.scenario, args.glibc, ready)
+        for p in failed:
+            print("  FAIL %s" % p)
         argv = heapinspect_argv(args.heapinspect, pid, args.debuginfo_path,
                                 args.extra_arg)
         cache = tempfile.TemporaryDirectory(prefix="hi-cache-")
         env = heapinspect_env(cache.name)
-        failed = []
         consistent = timeouts = 0
         for i in range(args.snapshots):
             # A target that keeps allocating may hold a lock in every
@@ -308,10 +355,11 @@ def run(args):
             if args.quiet:
                 with contextlib.redirect_stdout(io.StringIO()):
                     problems = check_snapshot(snap, ready, pid,
-                                              args.located_by)
+                                              args.located_by, args.method,
+                                              args.method_reason)
             else:
-                problems = check_snapshot(snap, ready, pid,
-                                              args.located_by)
+                problems = check_snapshot(snap, ready, pid, args.located_by,
+                                          args.method, args.method_reason)
             if isinstance(snap, dict) and snap.get("consistent") is True:
                 consistent += 1
             for p in problems:
@@ -348,6 +396,13 @@ def main():
     ap.add_argument("--located-by", choices=("dwarf", "debuginfod",
                                              "builtin"),
                     help="require allocator.located_by to be this")
+    ap.add_argument("--method", choices=("read", "call"),
+                    help="require allocator.method to be this")
+    ap.add_argument("--method-reason", metavar="TEXT",
+                    help="require allocator.method_reason to hold TEXT")
+    ap.add_argument("--glibc", help="the target's glibc version (from "
+                    "its package): check that the scenario built the heap "
+                    "it is meant to")
     ap.add_argument("--allow-timeout", action="store_true",
                     help="a stop that timed out (exit 2, the target "
                     "released) is counted, not a failure")

@@ -396,7 +396,10 @@ static size_t mixed_size(uint64_t *s)
 
 /*
  * Leaves chunks in tcache, fastbins, the unsorted bin, small and large
- * bins.  Uses table entries [base, base + n + MIX_EXTRA).
+ * bins (from glibc 2.43, which has no fastbins, the frees below that would
+ * go to them go to tcache or, merged, to the bins; small chunks are put in
+ * their small bin at once, not in the unsorted one).  Uses table entries
+ * [base, base + n + MIX_EXTRA).
  *
  * 1. allocate n blocks;
  * 2. free every third one: tcache takes 7 per size, the rest go to
@@ -442,6 +445,13 @@ static void sc_fresh(void)
 	/* Nothing: the report is the first thing that touches malloc. */
 }
 
+/*
+ * 20,000 blocks of 8 to 120 bytes, about half of them freed: after tcache
+ * has taken its share, glibc up to 2.42 keeps the rest in fastbins (about
+ * 10,000 fastbin chunks, smblks); 2.43, which has no fastbins, merges each
+ * with its free neighbours into the small bins (thousands of binned
+ * chunks, ordblks).  compare.py --glibc checks that it still does.
+ */
 static void sc_small_frees(void)
 {
 	const size_t n = 20000;
@@ -1205,9 +1215,11 @@ static int grow_alloc(const char *args)
  * alikes whose bins point at themselves and whose next points back at them
  * (one in .data, initialized as glibc initializes main_arena, so that the
  * executable carries the same relocation; one in .bss; one on the heap),
- * and copies of mp_'s default values in both layouts (before and after
- * glibc 2.35 added thp_pagesize, hp_pagesize and hp_flags) in .data, .bss
- * and on the heap.  heapinspect must ignore them all.
+ * and copies of mp_'s default values in every layout (before and after
+ * glibc 2.35 added thp_pagesize, hp_pagesize and hp_flags; 2.43's, with
+ * thp_mode and 76 tcache bins, and 2.44's) in .data, .bss and on the
+ * heap; each arena both with fastbins and without (glibc 2.43 and later).
+ * heapinspect must ignore them all.
  */
 struct fake_state {
 	int mutex, flags, have_fastchunks;
@@ -1216,6 +1228,16 @@ struct fake_state {
 	void *bins[254];
 	unsigned binmap[4];
 	struct fake_state *next, *next_free;
+	size_t attached_threads, system_mem, max_system_mem;
+};
+
+/* glibc 2.43's struct malloc_state: fastbinsY and have_fastchunks gone. */
+struct fake_state_243 {
+	int mutex, flags;
+	void *top, *last_remainder;
+	void *bins[254];
+	unsigned binmap[4];
+	struct fake_state_243 *next, *next_free;
 	size_t attached_threads, system_mem, max_system_mem;
 };
 
@@ -1240,11 +1262,31 @@ struct fake_par_235 {
 	size_t tcache_unsorted_limit;
 };
 
+/* 2.43: thp_mode first, tcache_small_bins; 2.44: no unsorted limit. */
+struct fake_par_243 {
+	unsigned long trim_threshold;
+	size_t top_pad, mmap_threshold, arena_test, arena_max;
+	int thp_mode;
+	size_t thp_pagesize, hp_pagesize;
+	int hp_flags, n_mmaps, n_mmaps_max, max_n_mmaps, no_dyn_threshold;
+	size_t mmapped_mem, max_mmapped_mem;
+	char *sbrk_base;
+	size_t tcache_small_bins, tcache_max_bytes, tcache_count;
+	size_t tcache_unsorted_limit;
+};
+
 #define FAKE_PAR_DEFAULTS                                                   \
 	.trim_threshold = 128 * 1024, .top_pad = 128 * 1024,               \
 	.mmap_threshold = 128 * 1024, .arena_test = 8,                     \
 	.n_mmaps_max = 65536, .tcache_bins = 64, .tcache_max_bytes = 1032, \
 	.tcache_count = 7
+
+/* mp_ of Debian's 2.43 and 2.44 as their files hold it (gdb: p mp_). */
+#define FAKE_PAR_DEFAULTS_243(mode)                                         \
+	.trim_threshold = 128 * 1024, .top_pad = 128 * 1024,               \
+	.mmap_threshold = 128 * 1024, .arena_test = 8, .thp_mode = mode,   \
+	.n_mmaps_max = 65536, .tcache_small_bins = 64,                     \
+	.tcache_max_bytes = 1041, .tcache_count = 16
 
 static struct fake_state decoy_arena_data = {
 	.next = &decoy_arena_data,
@@ -1255,6 +1297,15 @@ static struct fake_par_231 decoy_par_231_data = { FAKE_PAR_DEFAULTS };
 static struct fake_par_235 decoy_par_235_data = { FAKE_PAR_DEFAULTS };
 static struct fake_par_231 decoy_par_231_bss;
 static struct fake_par_235 decoy_par_235_bss;
+static struct fake_state_243 decoy_arena243_data = {
+	.next = &decoy_arena243_data,
+	.attached_threads = 1,
+};
+static struct fake_state_243 decoy_arena243_bss;
+static struct fake_par_243 decoy_par_243_data[2] = {
+	{ FAKE_PAR_DEFAULTS_243(3) }, { FAKE_PAR_DEFAULTS_243(0) },
+};
+static struct fake_par_243 decoy_par_243_bss[2];
 
 /* What malloc_init_state does to an arena: bins and top at themselves. */
 static void fake_init(struct fake_state *a)
@@ -1271,8 +1322,21 @@ static void fake_init(struct fake_state *a)
 	a->attached_threads = 1;
 }
 
+static void fake_init_243(struct fake_state_243 *a)
+{
+	for (size_t i = 0; i < 127; i++) {
+		void *b = (char *)&a->bins[2 * i] - 2 * sizeof(void *);
+
+		a->bins[2 * i] = b;
+		a->bins[2 * i + 1] = b;
+	}
+	a->top = (char *)&a->bins[0] - 2 * sizeof(void *);
+	a->next = a;
+	a->attached_threads = 1;
+}
+
 /* Not in blocks[]: their contents are not a fill pattern. */
-static void *volatile decoy_keep[4];
+static void *volatile decoy_keep[8];
 
 static void sc_decoys(void)
 {
@@ -1299,6 +1363,29 @@ static void sc_decoys(void)
 	decoy_keep[1] = heap_par;
 	decoy_keep[2] = &decoy_par_231_data;
 	decoy_keep[3] = &decoy_par_235_data;
+	/* And in the shape of 2.43 and 2.44. */
+	{
+		static const struct fake_par_243 p243[2] = {
+			{ FAKE_PAR_DEFAULTS_243(3) },
+			{ FAKE_PAR_DEFAULTS_243(0) },
+		};
+		struct fake_state_243 *arena243;
+		void *par243;
+
+		fake_init_243(&decoy_arena243_data);
+		fake_init_243(&decoy_arena243_bss);
+		memcpy(decoy_par_243_bss, p243, sizeof(p243));
+		arena243 = malloc(sizeof(*arena243));
+		par243 = malloc(sizeof(p243));
+		if (!arena243 || !par243)
+			die("malloc failed", NULL);
+		memset(arena243, 0, sizeof(*arena243));
+		fake_init_243(arena243);
+		memcpy(par243, p243, sizeof(p243));
+		decoy_keep[4] = arena243;
+		decoy_keep[5] = par243;
+		decoy_keep[6] = decoy_par_243_data;
+	}
 }
 
 static const struct scenario {

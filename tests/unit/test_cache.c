@@ -50,6 +50,25 @@ static const struct ptm_layout layout231 = {
 	.ptr_size = 8,
 };
 
+/* glibc 2.43's, from gdb's ptype /o on Debian sid: no fastbins. */
+static const struct ptm_layout layout243 = {
+	.state_size = 2112,
+	.mutex = { 0, 4, 0 }, .flags = { 4, 4, 0 },
+	.top = { 8, 8, 0 }, .bins = { 24, 2032, 254 },
+	.next = { 2072, 8, 0 }, .attached_threads = { 2088, 8, 0 },
+	.system_mem = { 2096, 8, 0 }, .max_system_mem = { 2104, 8, 0 },
+	.par_size = 144,
+	.trim_threshold = { 0, 8, 0 }, .mmap_threshold = { 16, 8, 0 },
+	.hp_pagesize = { 56, 8, 0 }, .n_mmaps = { 68, 4, 0 },
+	.n_mmaps_max = { 72, 4, 0 }, .max_n_mmaps = { 76, 4, 0 },
+	.mmapped_mem = { 88, 8, 0 }, .max_mmapped_mem = { 96, 8, 0 },
+	.sbrk_base = { 104, 8, 0 }, .tcache_bins = { 112, 8, 0 },
+	.tcache_max_bytes = { 120, 8, 0 }, .tcache_count = { 128, 8, 0 },
+	.tcache_entries = { 152, 608, 76 },
+	.c_size = { 8, 8, 0 }, .c_fd = { 16, 8, 0 }, .c_bk = { 24, 8, 0 },
+	.ptr_size = 8, .safe_linking = 1,
+};
+
 static char *slurp(void)
 {
 	static char buf[8192];
@@ -175,8 +194,38 @@ int main(void)
 	edited("unknown key", "flags 4,4,0", "flogs 4,4,0", 1);
 	edited("huge offset", "main_arena 1895296", "main_arena 99999999999",
 	       1);
-	edited("bad magic", "heapinspect-layout-cache 2",
+	edited("bad magic", "heapinspect-layout-cache 3",
 	       "heapinspect-layout-cache 9", 1);
+
+	/* A layout without fastbins comes back without them. */
+	{
+		struct ptm_cached in = { .located_by = "dwarf",
+					 .l = layout243, .arena_off = 0x1e7ac0,
+					 .mp_off = 0x1e7000 };
+
+		ret = ptm_cache_store(dir, ID, &in);
+		CHECK(ret == 0, "store 2.43: %d", ret);
+		ret = ptm_cache_load(dir, ID, &e, why, sizeof(why));
+		CHECK(ret == 0 && !memcmp(&e.l, &layout243, sizeof(e.l)) &&
+		      e.l.fastbins.size == 0 && e.l.tcache_entries.count == 76,
+		      "2.43 layout: %d %s", ret, why);
+	}
+	/* Format 2 had no tcache_entries: such a file is ignored. */
+	store_good();
+	snprintf(good, sizeof(good), "%s", slurp());
+	{
+		char *at = strstr(good, "tcache_entries ");
+
+		CHECK(at != NULL, "tcache_entries in the file");
+		if (at)
+			memmove(at, strchr(at, '\n') + 1,
+				strlen(strchr(at, '\n') + 1) + 1);
+		at = strstr(good, "cache 3");
+		if (at)
+			at[6] = '2';
+		reseal(good);
+		expect_refused("format 2", good);
+	}
 
 	ret = ptm_cache_remove(dir, ID);
 	CHECK(ret == 0, "remove: %d", ret);

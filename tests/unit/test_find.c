@@ -62,6 +62,7 @@ static struct ptm_build build = {
 		.tcache_bins = { 104, 8, 0 },
 		.tcache_max_bytes = { 112, 8, 0 },
 		.tcache_count = { 120, 8, 0 },
+		.tcache_entries = { 128, 512, 64 },
 		.c_size = { 8, 8, 0 },
 		.c_fd = { 16, 8, 0 },
 		.c_bk = { 24, 8, 0 },
@@ -76,6 +77,43 @@ static struct ptm_build build = {
 		{ 104, 8, 64 }, { 112, 8, 1032 }, { 120, 8, 7 }, { 128, 8, 0 },
 	},
 	.npar_init = 19,
+};
+
+/*
+ * glibc 2.43's, from gdb on Debian sid's libc6-dbg: no fastbins, thp_mode
+ * in malloc_par, 76 tcache bins, tcache_max_bytes 1041, tcache_count 16.
+ */
+static const struct ptm_build build243 = {
+	.name = "test 2.43",
+	.major = 2,
+	.minor = 43,
+	.layout = {
+		.state_size = 2112,
+		.mutex = { 0, 4, 0 }, .flags = { 4, 4, 0 },
+		.top = { 8, 8, 0 }, .bins = { 24, 2032, 254 },
+		.next = { 2072, 8, 0 }, .attached_threads = { 2088, 8, 0 },
+		.system_mem = { 2096, 8, 0 }, .max_system_mem = { 2104, 8, 0 },
+		.par_size = 144,
+		.trim_threshold = { 0, 8, 0 }, .mmap_threshold = { 16, 8, 0 },
+		.hp_pagesize = { 56, 8, 0 }, .n_mmaps = { 68, 4, 0 },
+		.n_mmaps_max = { 72, 4, 0 }, .max_n_mmaps = { 76, 4, 0 },
+		.mmapped_mem = { 88, 8, 0 }, .max_mmapped_mem = { 96, 8, 0 },
+		.sbrk_base = { 104, 8, 0 }, .tcache_bins = { 112, 8, 0 },
+		.tcache_max_bytes = { 120, 8, 0 },
+		.tcache_count = { 128, 8, 0 },
+		.tcache_entries = { 152, 608, 76 },
+		.c_size = { 8, 8, 0 }, .c_fd = { 16, 8, 0 },
+		.c_bk = { 24, 8, 0 }, .ptr_size = 8, .safe_linking = 1,
+	},
+	.par_init = {
+		{ 0, 8, 131072 }, { 8, 8, 131072 }, { 16, 8, 131072 },
+		{ 24, 8, 8 }, { 32, 8, 0 }, { 40, 4, 3 }, { 48, 8, 0 },
+		{ 56, 8, 0 }, { 64, 4, 0 }, { 68, 4, 0 }, { 72, 4, 65536 },
+		{ 76, 4, 0 }, { 80, 4, 0 }, { 88, 8, 0 }, { 96, 8, 0 },
+		{ 104, 8, 0 }, { 112, 8, 64 }, { 120, 8, 1041 },
+		{ 128, 8, 16 }, { 136, 8, 0 },
+	},
+	.npar_init = 20,
 };
 
 #define L (&build.layout)
@@ -403,6 +441,29 @@ static void test_verify(void)
 	ret = verify(ARENA, PAR, &c);
 	CHECK(ret == 0 && !strcmp(first_failed(&c), "mp_'s counters agree"),
 	      "counters: %d, failed %s", ret, first_failed(&c));
+	/*
+	 * The largest tcache_max_bytes the tunable can set (do_set_tcache_max):
+	 * 1032 with 64 bins (2.41); with 76 (2.43) a chunk below 4 MiB, kept
+	 * plus one.  One more is out of range.
+	 */
+	{
+		uint64_t max = L->tcache_entries.count > 64 ? (4u << 20) - 15
+							    : 1032;
+
+		setup();
+		put_lib(PAR + L->tcache_max_bytes.off, max, 8);
+		ret = verify(ARENA, PAR, &c);
+		CHECK(ret == 1, "tcache_max_bytes %" PRIu64 ": %d, failed %s",
+		      max, ret, first_failed(&c));
+		put_lib(PAR + L->tcache_max_bytes.off,
+			L->tcache_entries.count > 64 ? (4u << 20) + 1 : 1033,
+			8);
+		ret = verify(ARENA, PAR, &c);
+		CHECK(ret == 0 && !strcmp(first_failed(&c),
+					  "mp_'s counters agree"),
+		      "tcache_max_bytes out of range: %d, failed %s", ret,
+		      first_failed(&c));
+	}
 	(void)get_lib;
 }
 
@@ -443,41 +504,76 @@ static void test_select(void)
 
 static void test_versions(void)
 {
+	/*
+	 * The structs of each version: gdb's ptype/o on the DWARF of the
+	 * Debian builds (2.31, 2.36, 2.41, 2.43, 2.44), glibc's malloc.c at
+	 * the release's tag for the others.  mapped: no build of that very
+	 * version proved the table.
+	 */
 	static const struct {
 		unsigned major, minor;
 		int known;
-		uint64_t par_size; /* malloc_par of that version, from gdb */
-		int safe;
+		uint64_t state_size, par_size, fastbins, tcache_bins;
+		int safe, mapped;
 	} v[] = {
-		{ 2, 30, 0, 0, 0 },   { 2, 31, 1, 112, 0 },
-		{ 2, 32, 1, 112, 1 }, { 2, 34, 1, 112, 1 },
-		{ 2, 35, 1, 136, 1 }, { 2, 36, 1, 136, 1 },
-		{ 2, 40, 1, 136, 1 }, { 2, 41, 1, 136, 1 },
-		{ 2, 42, 0, 0, 0 },   { 2, 99, 0, 0, 0 },
-		{ 3, 1, 0, 0, 0 },    { 1, 36, 0, 0, 0 },
+		{ 2, 30, 0, 0, 0, 0, 0, 0, 0 },
+		{ 2, 31, 1, 2200, 112, 10, 64, 0, 0 },
+		{ 2, 32, 1, 2200, 112, 10, 64, 1, 1 },
+		{ 2, 34, 1, 2200, 112, 10, 64, 1, 1 },
+		{ 2, 35, 1, 2200, 136, 10, 64, 1, 1 },
+		{ 2, 36, 1, 2200, 136, 10, 64, 1, 0 },
+		{ 2, 40, 1, 2200, 136, 10, 64, 1, 1 },
+		{ 2, 41, 1, 2200, 136, 10, 64, 1, 0 },
+		{ 2, 42, 1, 2200, 136, 10, 76, 1, 1 },
+		{ 2, 43, 1, 2112, 144, 0, 76, 1, 0 },
+		{ 2, 44, 1, 2112, 136, 0, 76, 1, 0 },
+		{ 2, 45, 0, 0, 0, 0, 0, 0, 0 },
+		{ 2, 99, 0, 0, 0, 0, 0, 0, 0 },
+		{ 3, 1, 0, 0, 0, 0, 0, 0, 0 },
+		{ 1, 36, 0, 0, 0, 0, 0, 0, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		const char *range = NULL;
 		const struct ptm_build *b = ptm_builtin_for(v[i].major,
 							    v[i].minor, &range);
+		const struct ptm_layout *l;
 
 		CHECK(!!b == v[i].known, "glibc %u.%u: table %s", v[i].major,
 		      v[i].minor, b ? b->name : "none");
-		CHECK(range && strstr(range, "2.31 to 2.41"), "range %s",
-		      range ? range : "(null)");
+		CHECK(range && strstr(range, "2.31 to 2.44") &&
+		      strstr(range, "proven on real builds: 2.31, 2.36, 2.41, "
+			     "2.43, 2.44;") &&
+		      strstr(range, "mapped from glibc's sources: 2.32 to "
+			     "2.35, 2.37 to 2.40, 2.42)"),
+		      "range %s", range ? range : "(null)");
 		if (!b || !v[i].known)
 			continue;
-		CHECK(b->layout.par_size == v[i].par_size &&
-		      b->layout.safe_linking == v[i].safe &&
-		      ptm_layout_check(&b->layout) == 0,
-		      "glibc %u.%u: par_size %" PRIu64 " safe %d", v[i].major,
-		      v[i].minor, b->layout.par_size, b->layout.safe_linking);
+		l = &b->layout;
+		CHECK(l->state_size == v[i].state_size &&
+		      l->par_size == v[i].par_size &&
+		      l->fastbins.count == v[i].fastbins &&
+		      l->tcache_entries.count == v[i].tcache_bins &&
+		      l->safe_linking == v[i].safe &&
+		      b->mapped == v[i].mapped && b->minor == v[i].minor &&
+		      ptm_layout_check(l) == 0,
+		      "glibc %u.%u: state_size %" PRIu64 " par_size %" PRIu64
+		      " fastbins %" PRIu64 " tcache bins %" PRIu64 " safe %d "
+		      "mapped %d", v[i].major, v[i].minor, l->state_size,
+		      l->par_size, l->fastbins.count, l->tcache_entries.count,
+		      l->safe_linking, b->mapped);
+		CHECK(!b->mapped || strstr(b->name, "mapped from glibc's "
+					   "sources"), "name %s", b->name);
 	}
 }
 
 int main(void)
 {
+	test_candidates();
+	test_verify();
+	test_select();
+	/* The same world in glibc 2.43's layout. */
+	build = build243;
 	test_candidates();
 	test_verify();
 	test_select();

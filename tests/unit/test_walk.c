@@ -93,8 +93,29 @@ static const struct hi_reader reader = {
  * glibc 2.36's x86_64 layout, written down here from `ptype /o` in gdb, as
  * the walker would otherwise get it from DWARF.
  */
+static int glibc_243; /* layout() gives glibc 2.43's instead */
+
 static struct ptm_layout layout(int safe_linking)
 {
+	/* glibc 2.43's (Debian sid's libc6-dbg): no fastbins. */
+	static const struct ptm_layout l243 = {
+		.state_size = 2112,
+		.mutex = { 0, 4, 0 }, .flags = { 4, 4, 0 },
+		.top = { 8, 8, 0 }, .bins = { 24, 2032, 254 },
+		.next = { 2072, 8, 0 }, .attached_threads = { 2088, 8, 0 },
+		.system_mem = { 2096, 8, 0 }, .max_system_mem = { 2104, 8, 0 },
+		.par_size = 144,
+		.trim_threshold = { 0, 8, 0 }, .mmap_threshold = { 16, 8, 0 },
+		.hp_pagesize = { 56, 8, 0 }, .n_mmaps = { 68, 4, 0 },
+		.n_mmaps_max = { 72, 4, 0 }, .max_n_mmaps = { 76, 4, 0 },
+		.mmapped_mem = { 88, 8, 0 }, .max_mmapped_mem = { 96, 8, 0 },
+		.sbrk_base = { 104, 8, 0 }, .tcache_bins = { 112, 8, 0 },
+		.tcache_max_bytes = { 120, 8, 0 },
+		.tcache_count = { 128, 8, 0 },
+		.tcache_entries = { 152, 608, 76 },
+		.c_size = { 8, 8, 0 }, .c_fd = { 16, 8, 0 },
+		.c_bk = { 24, 8, 0 }, .ptr_size = 8, .safe_linking = 1,
+	};
 	struct ptm_layout l = {
 		.state_size = 2200,
 		.mutex = { 0, 4, 0 },
@@ -125,7 +146,7 @@ static struct ptm_layout layout(int safe_linking)
 		.ptr_size = 8,
 		.safe_linking = safe_linking,
 	};
-	return l;
+	return glibc_243 ? l243 : l;
 }
 
 static void put64(hi_addr_t addr, uint64_t v)
@@ -213,9 +234,10 @@ static void build_n(const struct ptm_layout *l, struct expect *e,
 		put64(bin_at(l, i) + 16, bin_at(l, i));
 		put64(bin_at(l, i) + 24, bin_at(l, i));
 	}
-	for (unsigned k = 0; k < 5; k++)
+	/* Where glibc has no fastbins, those frees went to the bins. */
+	for (unsigned k = 0; k < 5 && l->fastbins.size; k++)
 		push_fast(l, 0, 32, e);
-	for (unsigned k = 0; k < 3; k++)
+	for (unsigned k = 0; k < 3 && l->fastbins.size; k++)
 		push_fast(l, 3, 80, e);
 	push_bin(l, 1, 4000, e);   /* unsorted: any size */
 	push_bin(l, 1, 48, e);
@@ -462,6 +484,30 @@ static void test_uninitialised(void)
 	CHECK(h.mi.ordblks == 1 && h.mi.arena == 0 && h.mi.fordblks == 0,
 	      "uninitialised figures");
 	hi_heap_free(&h);
+
+	/*
+	 * After malloc_init_state, before the first sysmalloc: top is
+	 * initial_top, the unsorted bin's header, which in glibc 2.43's
+	 * struct sits at arena + 8, pointer-aligned only.
+	 */
+	for (int v = 0; v <= 1; v++) {
+		glibc_243 = v;
+		l = layout(1);
+		memset(mem, 0, sizeof(mem));
+		put64(ARENA + l.next.off, ARENA);
+		for (unsigned i = 1; i < 128; i++) {
+			put64(bin_at(&l, i) + 16, bin_at(&l, i));
+			put64(bin_at(&l, i) + 24, bin_at(&l, i));
+		}
+		put64(ARENA + l.top.off, bin_at(&l, 1));
+		ret = walk(&l, &h);
+		CHECK(ret == 0 && h.complete && h.mi.ordblks == 1 &&
+		      h.mi.arena == 0 && h.mi.fordblks == 0,
+		      "initial_top (2.43 layout %d): %d %s", v, ret,
+		      h.narenas ? h.arenas[0].why : "");
+		hi_heap_free(&h);
+	}
+	glibc_243 = 0;
 }
 
 static void test_layout_check(void)
@@ -476,6 +522,18 @@ static void test_layout_check(void)
 	l = layout(1);
 	l.mutex.size = 3;
 	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "odd mutex size");
+	/* Fastbins are optional, but when there, sane. */
+	l = layout(1);
+	memset(&l.fastbins, 0, sizeof(l.fastbins));
+	CHECK(ptm_layout_check(&l) == 0, "no fastbins rejected");
+	l.fastbins.size = 80;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "fastbins of count 0");
+	l = layout(1);
+	l.tcache_entries = (struct ptm_field){ 128, 512, 64 };
+	CHECK(ptm_layout_check(&l) == 0, "tcache entries rejected");
+	l.tcache_entries.size = 500;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "tcache entries of "
+	      "a size that is not count pointers");
 }
 
 /*
@@ -582,6 +640,22 @@ int main(void)
 		expect_corrupt("top outside", top_outside, sl);
 		expect_corrupt("free > system", free_exceeds_system, sl);
 	}
+	/*
+	 * glibc 2.43's layout: no fastbins to walk, smblks and fsmblks 0 as
+	 * its int_mallinfo leaves them; the rest as before.
+	 */
+	glibc_243 = 1;
+	test_good(1, PTM_AUTO);
+	test_good(1, PTM_LISTS);
+	test_good(1, PTM_SWEEP);
+	test_sweep_pieces(1);
+	expect_corrupt("2.43: huge size", bin_huge_size, 1);
+	expect_corrupt("2.43: bin loop", bin_cycle_off_head, 1);
+	expect_corrupt("2.43: bin null link", bin_null, 1);
+	expect_corrupt("2.43: ring open", ring_open, 1);
+	expect_corrupt("2.43: top outside", top_outside, 1);
+	expect_corrupt("2.43: free > system", free_exceeds_system, 1);
+	glibc_243 = 0;
 	test_busy();
 	test_uninitialised();
 	test_layout_check();
