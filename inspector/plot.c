@@ -32,6 +32,8 @@ static void plot_usage(FILE *out)
 "written atomically.  Snapshots without mallinfo2 figures (not\n"
 "consistent) are left out of the heap lines.\n"
 "\n"
+"  -o, --output FILE.svg    the SVG file to write\n"
+"\n"
 "exit status: 0 drawn; 2 the series cannot be read, has fewer than 2\n"
 "snapshots, or FILE.svg cannot be written; 64 wrong usage.\n");
 }

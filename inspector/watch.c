@@ -55,6 +55,11 @@ static void snapshot_usage(FILE *out)
 "heapinspect/snapshot/v1) to FILE, atomically: into a new file next to it,\n"
 "then renamed over FILE, so that a reader never sees half a snapshot.\n"
 "\n"
+"  -p, --pid PID            the process\n"
+"  -o, --output FILE        the file to write\n"
+"      --debuginfo-path P   --attempts N  --stop-timeout MS: as for\n"
+"                           heapinspect -p\n"
+"\n"
 "exit status: 0 written, complete; 1 written, but an arena was busy or\n"
 "corrupt; 2 no snapshot, or FILE could not be written; 64 wrong usage.\n");
 }
@@ -162,6 +167,7 @@ static void watch_usage(FILE *out)
 "                        belong to root or to the process's user\n"
 "  --name NAME           the one process named NAME (as ps -e and pgrep\n"
 "                        show it); refused when several are\n"
+"  -o, --output FILE     where to write\n"
 "  --format jsonl        (default) append one snapshot per line to FILE\n"
 "                        (JSON Lines, schema heapinspect/snapshot/v1),\n"
 "                        flushed after each: a crash or a full disk loses\n"
