@@ -630,8 +630,9 @@ next:
 		w.status_shown = 0;
 	}
 	if (stop_signal && rc == EXIT_OK && w.status)
-		fprintf(stderr, "stopped by SIG%s after %lu samples\n",
-			sigabbrev_np((int)stop_signal), w.samples);
+		fprintf(stderr, "stopped by SIG%s after %lu sample%s\n",
+			sigabbrev_np((int)stop_signal), w.samples,
+			w.samples == 1 ? "" : "s");
 	/* A watch that wrote nothing leaves no file behind it. */
 	if (w.fd >= 0 && w.created)
 		unlink_if_empty(w.fd, w.path);
