@@ -5,7 +5,8 @@ heapinspect run as a user would.
     staged.py --stage DIR --source DIR --target BIN
 
 Every file is where a Linux tool's is (binary, manual page, bash and zsh
-completion, systemd unit, license); the binary runs from its installed
+completion, systemd unit, license); the binary holds no test hook (no
+HEAPINSPECT_* variable name: HI_TEST_HOOKS is off); it runs from its installed
 place against a live target and prints the target's own figures; the
 manual page renders without a warning (man --warnings); the unit runs the
 installed binary.  Exit status 0 on pass, 1 on failure.
@@ -68,6 +69,14 @@ def main():
         if rc != 0 or ".symtab" in out or ".debug_info" in out:
             raise Failure("the installed binary is not stripped (readelf "
                           "exit %d)" % rc)
+
+        # Built as shipped: no test hook is read (HI_TEST_HOOKS off).
+        with open(hi, "rb") as f:
+            hooks = set(re.findall(rb"HEAPINSPECT_[A-Z_]+", f.read()))
+        if hooks:
+            raise Failure("the installed binary reads test hooks: %s"
+                          % b", ".join(sorted(hooks)).decode())
+        print("no test hook in the installed binary")
 
         target = CmdTarget([], args.target, "mixed")
         ready = target.wait_ready()
