@@ -48,17 +48,15 @@ static void why_set(struct hi_resolved *out, const char *fmt, ...)
 /* Read a small file whole, NUL-terminated.  Its length or -errno. */
 static ssize_t slurp(const char *path, char *buf, size_t size)
 {
-	ssize_t n, len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	FILE *f = fopen(path, "re");
+	size_t n;
 
-	if (fd < 0)
+	if (!f)
 		return -errno;
-	while ((size_t)len + 1 < size &&
-	       (n = read(fd, buf + len, size - 1 - len)) > 0)
-		len += n;
-	close(fd);
-	buf[len] = '\0';
-	return len;
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return (ssize_t)n;
 }
 
 int hi_proc_id_read(pid_t pid, struct hi_proc_id *id)

@@ -27,7 +27,6 @@ import argparse
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 import tempfile
 

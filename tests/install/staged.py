@@ -16,7 +16,6 @@ import argparse
 import filecmp
 import os
 import re
-import shutil
 import sys
 
 from hi_install import CmdTarget, Failure, check_figures, run, tracer_free

@@ -158,6 +158,35 @@ def check_followed(out, old_pid, new_pid, what):
                              len(after)))
 
 
+def follow(hi, procs, opt, what, out, first, restart, between=None,
+           stopping=None, env=None):
+    """watch OPT WHAT through a restart: first() starts the service and
+    returns its process; stopping() runs before it exits; between(old pid)
+    once the exit is recorded; restart() starts the next.  The watch must
+    record both and sample the next; return (old pid, next process,
+    stderr)."""
+    a = first()
+    w = Watch([hi, "watch", opt, what, "--interval", "100ms", "-o", out],
+              env=env)
+    procs.append(w)
+    w.wait_for("a sample", lambda: samples(records(out)))
+    old = a.pid
+    if stopping:
+        stopping()
+    a.exit()
+    wait_event(out, "exited")
+    if between:
+        between(old)
+    b = restart()
+    w.wait_for("a sample of the new process", lambda: any(
+        s["pid"] == b.pid for s in samples(records(out))))
+    rc, err = w.stop()
+    if rc != 0:
+        raise Failure("%s watch: exit %d after SIGINT: %s" % (opt, rc, err))
+    check_followed(out, old, b.pid, opt)
+    return old, b, err
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heapinspect", required=True)
@@ -187,18 +216,16 @@ def main():
 
         # --pidfile, with the pid taken over while the file is stale.
         pidfile = os.path.join(tmp, "svc.pid")
-        out = os.path.join(tmp, "pidfile.jsonl")
-        a = target()
-        with open(pidfile, "w") as f:
-            f.write("%d\n" % a.pid)
-        w = Watch([hi, "watch", "--pidfile", pidfile, "--interval", "100ms",
-                   "-o", out])
-        procs.append(w)
-        w.wait_for("a sample", lambda: samples(records(out)))
-        old = a.pid
-        a.exit()
-        wait_event(out, "exited")
-        if takeover:
+
+        def named(t):
+            with open(pidfile + ".new", "w") as f:
+                f.write("%d\n" % t.pid)
+            os.rename(pidfile + ".new", pidfile)
+            return t
+
+        def taken_over(old):
+            if not takeover:
+                return
             u = target(pid=old)
             # The watch asks the file at every interval: it must say that
             # the file is stale (once), and take nothing.
@@ -214,19 +241,11 @@ def main():
                               % old)
             print("--pidfile: pid %d taken over by another process while "
                   "the file was stale: not sampled" % old)
-        b = target()
-        tmpname = pidfile + ".new"
-        with open(tmpname, "w") as f:
-            f.write("%d\n" % b.pid)
-        os.rename(tmpname, pidfile)
-        wait_event(out, "resolved")
-        w.wait_for("a sample of the new process", lambda: any(
-            s["pid"] == b.pid for s in samples(records(out))))
-        rc, err = w.stop()
-        if rc != 0:
-            raise Failure("--pidfile watch: exit %d after SIGINT: %s"
-                          % (rc, err))
-        check_followed(out, old, b.pid, "--pidfile")
+
+        out = os.path.join(tmp, "pidfile.jsonl")
+        old, b, err = follow(hi, procs, "--pidfile", pidfile, out,
+                             lambda: named(target()),
+                             lambda: named(target()), taken_over)
         if takeover and "still names pid %d, which exited" % old not in err:
             raise Failure("--pidfile: stale file not reported: %r" % err)
         b.exit()
@@ -259,23 +278,9 @@ def main():
         name = ("hifol%d" % (os.getpid() % 10**9))[:15]
         exe = os.path.join(tmp, name)
         shutil.copy(args.target, exe)
-        a = target(exe)
         out = os.path.join(tmp, "name.jsonl")
-        w = Watch([hi, "watch", "--name", name, "--interval", "100ms",
-                   "-o", out])
-        procs.append(w)
-        w.wait_for("a sample", lambda: samples(records(out)))
-        old = a.pid
-        a.exit()
-        wait_event(out, "exited")
-        b = target(exe)
-        w.wait_for("a sample of the new process", lambda: any(
-            s["pid"] == b.pid for s in samples(records(out))))
-        rc, err = w.stop()
-        if rc != 0:
-            raise Failure("--name watch: exit %d after SIGINT: %s"
-                          % (rc, err))
-        check_followed(out, old, b.pid, "--name")
+        old, b, err = follow(hi, procs, "--name", name, out,
+                             lambda: target(exe), lambda: target(exe))
         c = target(exe)
         out = os.path.join(tmp, "two.jsonl")
         argv = [hi, "watch", "--name", name, "--interval", "1s", "-o", out]
@@ -315,26 +320,14 @@ def main():
                 os.rename(state + ".new", state)
 
             env = dict(os.environ, PATH=bindir)
-            a = target()
-            unit(a.pid)
+            def started():
+                t = target()
+                unit(t.pid)
+                return t
+
             out = os.path.join(tmp, "unit.jsonl")
-            w = Watch([hi, "watch", "--unit", "hi-svc", "--interval",
-                       "100ms", "-o", out], env=env)
-            procs.append(w)
-            w.wait_for("a sample", lambda: samples(records(out)))
-            old = a.pid
-            unit(0)
-            a.exit()
-            wait_event(out, "exited")
-            b = target()
-            unit(b.pid)
-            w.wait_for("a sample of the new process", lambda: any(
-                s["pid"] == b.pid for s in samples(records(out))))
-            rc, err = w.stop()
-            if rc != 0:
-                raise Failure("--unit watch: exit %d after SIGINT: %s"
-                              % (rc, err))
-            check_followed(out, old, b.pid, "--unit")
+            old, b, err = follow(hi, procs, "--unit", "hi-svc", out, started,
+                                 started, stopping=lambda: unit(0), env=env)
             if "has no main process" not in err:
                 raise Failure("--unit: the wait not explained: %r" % err)
             b.exit()

@@ -41,7 +41,6 @@ import tempfile
 import zlib
 
 from hi_live import Failure, Target
-from series_util import expect_rc, run
 
 
 def paeth(a, b, c):
