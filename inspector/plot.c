@@ -33,7 +33,7 @@
 #define MT	84	/* top: title, and two rows of event labels */
 #define MB	58	/* bottom: the time labels and the axis title */
 #define GAP	30	/* between the panels: the lower one's title */
-#define SMALL	10	/* a series below 1/SMALL of the largest is small */
+#define SMALL	10	/* below 1/SMALL of the largest is small */
 
 static void plot_usage(FILE *out)
 {
@@ -242,8 +242,8 @@ static void axis_time(FILE *f, double t0, double span, double x0, double x1,
 				y + 30, day);
 		snprintf(day_prev, sizeof(day_prev), "%s", day);
 		fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" "
-			"y1=\"%d\" y2=\"%.1f\" stroke=\"#e8e8e8\"/>\n", x, x, MT,
-			y);
+			"y1=\"%d\" y2=\"%.1f\" stroke=\"#e8e8e8\"/>\n", x, x,
+			MT, y);
 	}
 }
 
@@ -256,8 +256,9 @@ static void axis_bytes(FILE *f, const struct panel *p)
 	     y += p->step) {
 		double py = panel_y(p, y * p->ydiv);
 
-		fprintf(f, "<line class=\"grid\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" "
-			"y2=\"%.1f\" stroke=\"#e8e8e8\"/>\n<text x=\"%d\" "
+		fprintf(f, "<line class=\"grid\" x1=\"%d\" x2=\"%d\" "
+			"y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e8e8e8\"/>\n"
+			"<text x=\"%d\" "
 			"y=\"%.1f\" text-anchor=\"end\">%g %s</text>\n", ML, PR,
 			py, py, ML - 6, py + 4, y, units[p->unit]);
 	}
@@ -476,7 +477,8 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 			continue;
 		fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
 			"stroke=\"%s\" stroke-width=\"2\" stroke-dasharray="
-			"\"3 3\"/>\n<text x=\"%d\" y=\"%.1f\">%s (%zu)</text>\n",
+			"\"3 3\"/>\n<text x=\"%d\" y=\"%.1f\">%s (%zu)"
+			"</text>\n",
 			PR + 28, PR + 28, ly - 12, ly + 2, marks[m].color,
 			PR + 46, ly, marks[m].name, count[m]);
 		ly += 18;

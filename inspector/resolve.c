@@ -388,9 +388,9 @@ static int by_unit(const char *unit, struct hi_resolved *out)
 	 */
 	if (access("/run/systemd/system", F_OK) == 0 &&
 	    !in_unit_cgroup(pid, out->unit)) {
-		why_set(out, "systemd named pid %d, which is not in the control "
-			"group of %s (it has just exited?)", (int)pid,
-			out->unit);
+		why_set(out, "systemd named pid %d, which is not in the "
+			"control group of %s (it has just exited?)",
+			(int)pid, out->unit);
 		out->n = 0;
 		return 0;
 	}
