@@ -46,7 +46,11 @@ uint64_t hi_now_ns(void)
  */
 static void die_here(const char *step)
 {
+#ifdef HI_TEST_HOOKS
 	const char *want = getenv("HEAPINSPECT_TEST_DIE");
+#else
+	const char *want = NULL; /* a test hook: not in a shipped build */
+#endif
 
 	if (want && strcmp(want, step) == 0)
 		raise(SIGKILL);
@@ -301,7 +305,11 @@ static int choose_host(struct hi_caller *c, const struct hi_call *call,
 		       struct hi_call_state **out, pid_t *host, int *rank,
 		       char *why, size_t why_size)
 {
+#ifdef HI_TEST_HOOKS
 	const char *forced = getenv("HEAPINSPECT_CALL_TID");
+#else
+	const char *forced = NULL; /* a test hook: not in a shipped build */
+#endif
 	pid_t want = forced ? (pid_t)atoi(forced) : 0;
 	struct hi_call_state *best = NULL;
 	int best_rank = HI_HOST_NO, ret = 0;

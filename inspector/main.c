@@ -77,7 +77,9 @@ static void usage(FILE *out)
 "was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
 "snapshot (no such process, no permission, addresses that failed\n"
 "verification, no layout to read and no safe moment to call, ...; the\n"
-"message says what would help); 64 wrong usage.\n"
+"message says what would help); 64 wrong usage.  SIGINT, SIGTERM, SIGHUP\n"
+"and SIGQUIT wait until the process is released, then end heapinspect: a\n"
+"shell shows 128 + the signal's number, 130 after SIGINT (Ctrl-C).\n"
 "\n"
 "Snapshots over time (each has its own --help and exit codes):\n"
 "  snapshot   one snapshot to a file, written atomically\n"
@@ -121,11 +123,29 @@ static int read_int_file(const char *path, int *v)
 	return ok ? 0 : -1;
 }
 
+/* Whether heapinspect runs with CAP_SYS_PTRACE (19) in effect. */
+static int has_cap_sys_ptrace(void)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> 19) & 1;
+}
+
 /* What to tell the user when ptrace was refused (strace's hints). */
 static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 {
 	struct hi_procinfo info;
-	int scope;
+	char self[4096];
+	ssize_t n;
+	int scope, other = 0;
 
 	if (hi_proc_info(pid, &info) == 0 && info.tracer) {
 		struct hi_procinfo tr;
@@ -138,20 +158,33 @@ static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
 		return;
 	}
 	(void)err;
+	/* The fix names this binary: setcap needs its path. */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	snprintf(self + (n > 0 ? n : 0), sizeof(self) - (n > 0 ? n : 0), "%s",
+		 n > 0 ? "" : "heapinspect");
+	/*
+	 * CAP_SYS_PTRACE does not open another user's /proc/PID/auxv (mode
+	 * 0400, its owner's), which libdwfl reads: say so rather than
+	 * suggest the capability there.
+	 */
 	if (geteuid() != 0 && hi_proc_info(pid, &info) == 0 &&
-	    info.uid != getuid())
+	    info.uid != getuid()) {
 		fprintf(stderr, "  it belongs to another user (uid %u): run "
-			"heapinspect as that user or as root\n",
-			(unsigned)info.uid);
+			"heapinspect as that user or as root%s\n",
+			(unsigned)info.uid, has_cap_sys_ptrace() ?
+			" (CAP_SYS_PTRACE is not enough: the process's /proc "
+			"files are its owner's)" : "");
+		other = 1;
+	}
 	if (read_int_file("/proc/sys/kernel/yama/ptrace_scope", &scope) == 0 &&
 	    scope > 0)
 		fprintf(stderr, "  kernel.yama.ptrace_scope is %d: only root "
 			"or a process with CAP_SYS_PTRACE may attach to a "
 			"process that is not its child; run as root, or grant "
-			"it: setcap cap_sys_ptrace+ep heapinspect%s\n", scope,
+			"it: setcap cap_sys_ptrace+ep %s%s\n", scope, self,
 			scope < 3 ? ", or lower it: sysctl "
 				    "kernel.yama.ptrace_scope=0" : "");
-	else if (geteuid() != 0)
+	else if (geteuid() != 0 && !other)
 		fprintf(stderr, "  heapinspect needs ptrace permission: run as "
 			"root or with CAP_SYS_PTRACE\n");
 	fprintf(stderr, "  in a container, the container itself needs "

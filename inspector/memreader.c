@@ -39,8 +39,10 @@ void hi_mem_init(struct hi_mem *m, pid_t pid)
 	 * process_vm_readv; the tests force the /proc/PID/mem path with this
 	 * to prove it gives the same figures.
 	 */
+#ifdef HI_TEST_HOOKS
 	if (getenv("HEAPINSPECT_READ_PROC_MEM"))
 		m->vm_readv_broken = 1;
+#endif
 }
 
 void hi_mem_fini(struct hi_mem *m)

@@ -335,6 +335,7 @@ void hi_series_free(struct hi_series *s)
 	for (size_t i = 0; i < s->n; i++)
 		hi_sample_free(&s->v[i]);
 	free(s->v);
+	free(s->ev);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -407,10 +408,37 @@ static int err_set(struct hi_series_err *err, int code, unsigned long line,
 	return code;
 }
 
+/*
+ * What an event line says, as far as it says it: readers skip event lines,
+ * so one that lacks a field is kept with that field unknown (t -1, pid 0),
+ * never an error.
+ */
+static void event_from_json(json_t *o, unsigned long line,
+			    struct hi_series_event *ev)
+{
+	json_t *j = json_object_get(o, "pid");
+	const char *v;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->line = line;
+	ev->t = -1;
+	if (json_is_integer(j) && json_integer_value(j) > 0 &&
+	    json_integer_value(j) <= 0x3fffffff)
+		ev->pid = (int)json_integer_value(j);
+	v = json_string_value(json_object_get(o, "timestamp"));
+	if (v && parse_time(v, &ev->t))
+		ev->t = -1;
+	v = json_string_value(json_object_get(o, "event"));
+	snprintf(ev->event, sizeof(ev->event), "%s", v ? v : "");
+	v = json_string_value(json_object_get(o, "message"));
+	snprintf(ev->message, sizeof(ev->message), "%s", v ? v : "");
+}
+
 /* Parse one JSON text (a line, or the whole file) into a sample. */
 static int parse_one(const char *buf, size_t len, unsigned long line0,
 		     int keep_arenas, struct hi_sample *s,
-		     struct hi_series_err *err, unsigned long *at, int *exited)
+		     struct hi_series_err *err, unsigned long *at,
+		     struct hi_series_event *ev)
 {
 	json_error_t jerr;
 	json_t *o;
@@ -431,11 +459,8 @@ static int parse_one(const char *buf, size_t len, unsigned long line0,
 			       "document because its first line is '{')");
 	}
 	ret = hi_sample_from_json(o, keep_arenas, s, why, sizeof(why));
-	if (ret == 1 && exited) {
-		const char *ev = json_string_value(json_object_get(o, "event"));
-
-		*exited = ev && strcmp(ev, "exited") == 0;
-	}
+	if (ret == 1 && ev)
+		event_from_json(o, line0, ev);
 	json_decref(o);
 	if (ret < 0)
 		return err_set(err, ret, line0 ? line0 : 1, "%s", why);
@@ -529,8 +554,8 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		return err_set(err, ret, 0, "%s", strerror(-ret));
 	for (;;) {
 		struct hi_sample s;
+		struct hi_series_event ev;
 		unsigned long at;
-		int exited = 0;
 
 		ret = hi_lines_next(&l);
 		if (ret == 0)
@@ -556,7 +581,7 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		if (is_blank(l.buf, l.len))
 			continue;
 		ret = parse_one(l.buf, l.len, l.lineno, keep_arenas, &s, err,
-				&at, &exited);
+				&at, &ev);
 		if (ret < 0 && !l.terminated) {
 			/* Left by a writer that was killed mid-line. */
 			out->cut_last = 1;
@@ -567,8 +592,17 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		if (ret < 0)
 			goto fail;
 		if (ret == 1) {
-			out->events++;
-			out->exited |= exited;
+			struct hi_series_event *nv;
+
+			out->exited |= strcmp(ev.event, "exited") == 0;
+			nv = realloc(out->ev, (out->events + 1) * sizeof(*nv));
+			if (!nv) {
+				ret = err_set(err, -ENOMEM, l.lineno,
+					      "out of memory");
+				goto fail;
+			}
+			out->ev = nv;
+			out->ev[out->events++] = ev;
 			continue;
 		}
 		s.line = l.lineno;

@@ -73,11 +73,22 @@ struct hi_sample {
 	size_t narenas;
 };
 
+/* An event line (heapinspect/event/v1): the process exited, a sample
+ * failed, watch moved to the next process of a unit ("resolved"). */
+struct hi_series_event {
+	unsigned long line;
+	double t;               /* seconds since the epoch; -1 unknown */
+	int pid;                /* 0 unknown */
+	char event[16];         /* "exited", "error", "resolved", ... */
+	char message[160];
+};
+
 /* What a series is made of: the snapshots, in file order. */
 struct hi_series {
 	struct hi_sample *v;
 	size_t n;
-	size_t events;          /* heapinspect/event/v1 lines, skipped */
+	struct hi_series_event *ev; /* the event lines, in file order */
+	size_t events;          /* heapinspect/event/v1 lines */
 	int exited;             /* an event line says the target exited */
 	int single;             /* the file was one JSON document */
 	int cut_last;           /* an unfinished last line was left out */

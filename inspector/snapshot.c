@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "snapshot.h"
 
 static void set_err(struct hi_snapshot_err *err, int code, const char *detail)
@@ -266,6 +267,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	const struct hi_arch_ops *arch = hi_arch_host();
 	struct hi_alloc_ctx ctx;
 	struct hi_procinfo info;
+	struct hi_proc_id id = { o->pid, o->start };
 	struct hi_target t;
 	struct hi_maps maps = { 0 };
 	struct hi_reader reader;
@@ -288,6 +290,10 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	}
 	err->state = info.state;
 	err->tracer = info.tracer;
+	if (o->start && hi_proc_id_alive(&id) != 1) {
+		set_err(err, -HI_E_EXITED, NULL);
+		return -HI_E_EXITED;
+	}
 	if (info.kthread) {
 		set_err(err, -HI_E_KTHREAD, info.comm);
 		return -HI_E_KTHREAD;
@@ -314,7 +320,11 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	 * force each way with this, to prove both give glibc's figures.
 	 */
 	{
+#ifdef HI_TEST_HOOKS
 		const char *walk = getenv("HEAPINSPECT_WALK");
+#else
+		const char *walk = NULL; /* a test hook: not when shipped */
+#endif
 
 		ctx.walk = !walk ? 0 : strcmp(walk, "lists") == 0 ? 1
 			 : strcmp(walk, "sweep") == 0 ? 2 : 0;
@@ -436,6 +446,11 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		}
 		if (execed(o->pid, auxv, auxv_len)) {
 			ret = -HI_E_EXECED;
+			goto out_resume;
+		}
+		/* Held, its pid cannot go to another process: the last check. */
+		if (o->start && hi_proc_id_alive(&id) != 1) {
+			ret = -HI_E_EXITED;
 			goto out_resume;
 		}
 		clock_gettime(CLOCK_REALTIME, &s->when);

@@ -28,6 +28,9 @@ struct hi_snapshot_opts {
 	unsigned timeout_ms;        /* --timeout: for a safe moment to call */
 	unsigned locate_flags;      /* HI_LOCATE_* */
 	const char *cache_dir;      /* the layout cache, NULL: none */
+	unsigned long long start;   /* not 0: only the process with this
+				       start time (struct hi_proc_id), not a
+				       later one that got its pid */
 };
 
 /*

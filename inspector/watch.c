@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "follow.h"
 #include "openmetrics.h"
 #include "output.h"
 #include "series.h"
@@ -52,6 +54,11 @@ static void snapshot_usage(FILE *out)
 "Take one snapshot of PID and write its JSON (as --json prints it, schema\n"
 "heapinspect/snapshot/v1) to FILE, atomically: into a new file next to it,\n"
 "then renamed over FILE, so that a reader never sees half a snapshot.\n"
+"\n"
+"  -p, --pid PID            the process\n"
+"  -o, --output FILE        the file to write\n"
+"      --debuginfo-path P   --attempts N  --stop-timeout MS: as for\n"
+"                           heapinspect -p\n"
 "\n"
 "exit status: 0 written, complete; 1 written, but an arena was busy or\n"
 "corrupt; 2 no snapshot, or FILE could not be written; 64 wrong usage.\n");
@@ -144,15 +151,23 @@ int hi_cmd_snapshot(int argc, char **argv)
 static void watch_usage(FILE *out)
 {
 	fprintf(out,
-"usage: heapinspect watch -p PID --interval DURATION [--count N |\n"
-"                         --duration DURATION] -o FILE\n"
+"usage: heapinspect watch (-p PID | --unit UNIT | --pidfile FILE |\n"
+"                         --name NAME) --interval DURATION\n"
+"                         [--count N | --duration DURATION] -o FILE\n"
 "                         [--format jsonl|openmetrics] [--debuginfo-path P]\n"
 "                         [--attempts N] [--stop-timeout MS]\n"
 "\n"
-"Take a snapshot of PID every DURATION (500ms, 10s, 5m, 1h) until N\n"
-"snapshots are taken, DURATION has passed, heapinspect gets SIGINT,\n"
-"SIGTERM or SIGHUP, or the process exits.\n"
+"Take a snapshot of the process every DURATION (500ms, 10s, 5m, 1h) until\n"
+"N snapshots are taken, DURATION has passed, heapinspect gets SIGINT,\n"
+"SIGTERM or SIGHUP, or (with -p) the process exits.\n"
 "\n"
+"  -p, --pid PID         the process, until it exits\n"
+"  --unit UNIT           the main process of a systemd unit (its MainPID)\n"
+"  --pidfile FILE        the process whose pid FILE holds; FILE must\n"
+"                        belong to root or to the process's user\n"
+"  --name NAME           the one process named NAME (as ps -e and pgrep\n"
+"                        show it); refused when several are\n"
+"  -o, --output FILE     where to write\n"
 "  --format jsonl        (default) append one snapshot per line to FILE\n"
 "                        (JSON Lines, schema heapinspect/snapshot/v1),\n"
 "                        flushed after each: a crash or a full disk loses\n"
@@ -160,6 +175,13 @@ static void watch_usage(FILE *out)
 "  --format openmetrics  replace FILE atomically with the latest snapshot\n"
 "                        in the Prometheus / OpenMetrics text format, for\n"
 "                        node_exporter's textfile collector\n"
+"\n"
+"With --unit, --pidfile or --name the watch follows the service across\n"
+"restarts: when the process exits, an \"exited\" event line is written,\n"
+"the unit, file or name is asked again at every interval, and the next\n"
+"process is recorded by a \"resolved\" event line.  A pid is only ever\n"
+"read as the process it was found to be: one that another process took\n"
+"over after it exited is not.\n"
 "\n"
 "On a terminal, stderr shows one status line: time, samples, live bytes,\n"
 "free bytes and RSS, each with its change since the first sample.\n"
@@ -170,9 +192,11 @@ static void watch_usage(FILE *out)
 "of the process's own mallinfo2() (see heapinspect --help, --method auto),\n"
 "recorded as allocator.method \"call\" with its method_reason.\n"
 "\n"
-"exit status: 0 stopped at --count or --duration or by a signal; 2 no\n"
-"sample could be taken at all, or FILE could not be written; 3 the process\n"
-"exited (after at least one sample; recorded in FILE); 64 wrong usage.\n");
+"exit status: 0 stopped at --count or --duration or by SIGINT, SIGTERM or\n"
+"SIGHUP; 2 no sample could be taken at all, no process to watch, or FILE\n"
+"could not be written (a new FILE is then removed); 3 the process given\n"
+"with -p exited (after at least one sample; recorded in FILE); 64 wrong\n"
+"usage.\n");
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -194,6 +218,7 @@ struct watch {
 	const char *path;
 	int openmetrics;
 	int fd;                 /* jsonl */
+	int created;            /* the file did not exist before */
 	int status;             /* stderr is a terminal */
 	int status_shown;       /* a status line is on the screen */
 	unsigned long samples;
@@ -333,15 +358,64 @@ static int write_sample(struct watch *w, const struct hi_snapshot *s)
 	return write_jsonl(w, o);
 }
 
+/*
+ * Remove the file a watch created when it holds nothing, and is still the
+ * file at path (not one renamed or put there meanwhile).
+ */
+static void unlink_if_empty(int fd, const char *path)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) == 0 && a.st_size == 0 && stat(path, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		unlink(path);
+}
+
 static int target_gone(int code)
 {
 	return code == -HI_E_EXITED || code == -ESRCH || code == -HI_E_ZOMBIE;
+}
+
+/*
+ * The process watched is gone: record it, and with --unit, --pidfile or
+ * --name look for the next one.  Return 1 to watch on, 0 to stop with *rc.
+ */
+static int on_gone(struct watch *w, struct hi_follow *f,
+		   struct hi_snapshot_opts *o, int *rc)
+{
+	char src[320], msg[512];
+	int ret = 0;
+
+	if (!f->waiting) {
+		errmsg("pid %d exited after %lu sample%s%s%s", (int)o->pid,
+		       w->samples, w->samples == 1 ? "" : "s",
+		       f->by == HI_BY_PID ? "" : "; following ",
+		       hi_follow_source(f, src, sizeof(src)));
+		ret = write_event(w, "exited", NULL);
+	}
+	if (!ret && hi_follow_next(f, o, msg, sizeof(msg)) >= 0) {
+		if (!f->waiting) {
+			errmsg("%s", msg);
+			w->pid = o->pid;
+			w->have_first = 0;
+			ret = write_event(w, "resolved", msg);
+		}
+		if (!ret)
+			return 1;
+	}
+	*rc = EXIT_EXITED;
+	if (ret) {
+		errmsg("cannot write '%s': %s", w->path, lower(strerror(-ret)));
+		*rc = EXIT_FAILED;
+	}
+	return 0;
 }
 
 int hi_cmd_watch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HI_SNAPSHOT_LONGOPTS,
+		HI_FOLLOW_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
@@ -351,6 +425,7 @@ int hi_cmd_watch(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hi_snapshot_opts o;
+	struct hi_follow f = { .by = HI_BY_PID };
 	struct watch w = { .fd = -1 };
 	uint64_t interval = 0, duration = 0, start, next;
 	unsigned long count = 0, v;
@@ -364,6 +439,8 @@ int hi_cmd_watch(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:o:n:h", longopts, NULL)) !=
 	       -1) {
 		ret = hi_snapshot_opt(c, optarg, &o);
+		if (ret == 1)
+			ret = hi_follow_opt(&f, c, optarg);
 		if (ret < 0)
 			return hi_usage_hint("watch");
 		if (ret == 0)
@@ -419,6 +496,9 @@ int hi_cmd_watch(int argc, char **argv)
 		errmsg("unexpected argument '%s'", argv[optind]);
 		return hi_usage_hint("watch");
 	}
+	ret = hi_follow_start(&f, &o, "watch");
+	if (ret)
+		return ret;
 	ret = hi_snapshot_opts_check(&o, "watch");
 	if (ret)
 		return ret;
@@ -439,7 +519,9 @@ int hi_cmd_watch(int argc, char **argv)
 	w.status = isatty(2);
 	if (!w.openmetrics) {
 		size_t cut;
+		struct stat st;
 
+		w.created = stat(w.path, &st) != 0 && errno == ENOENT;
 		w.fd = hi_append_open(w.path, &cut);
 		if (w.fd < 0) {
 			errmsg("cannot open '%s': %s", w.path,
@@ -493,16 +575,8 @@ int hi_cmd_watch(int argc, char **argv)
 			}
 			if (target_gone(ret)) {
 				status_clear(&w);
-				errmsg("pid %d exited after %lu sample%s",
-				       (int)o.pid, w.samples,
-				       w.samples == 1 ? "" : "s");
-				ret = write_event(&w, "exited", NULL);
-				rc = EXIT_EXITED;
-				if (ret) {
-					errmsg("cannot write '%s': %s", w.path,
-					       lower(strerror(-ret)));
-					rc = EXIT_FAILED;
-				}
+				if (on_gone(&w, &f, &o, &rc))
+					goto next;
 				break;
 			}
 			status_clear(&w);
@@ -531,6 +605,7 @@ int hi_cmd_watch(int argc, char **argv)
 			rc = EXIT_FAILED;
 			break;
 		}
+next:
 		if (count && w.samples >= count)
 			break;
 		/*
@@ -561,8 +636,12 @@ int hi_cmd_watch(int argc, char **argv)
 		w.status_shown = 0;
 	}
 	if (stop_signal && rc == EXIT_OK && w.status)
-		fprintf(stderr, "stopped by signal %d after %lu samples\n",
-			(int)stop_signal, w.samples);
+		fprintf(stderr, "stopped by SIG%s after %lu sample%s\n",
+			sigabbrev_np((int)stop_signal), w.samples,
+			w.samples == 1 ? "" : "s");
+	/* A watch that wrote nothing leaves no file behind it. */
+	if (w.fd >= 0 && w.created)
+		unlink_if_empty(w.fd, w.path);
 	if (w.fd >= 0 && close(w.fd) != 0 && rc == EXIT_OK) {
 		errmsg("cannot write '%s': %s", w.path, lower(strerror(errno)));
 		rc = EXIT_FAILED;

@@ -19,7 +19,8 @@ for suite in bullseye trixie sid experimental; do
 done
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHI_WERROR=ON \
-	-DHI_REQUIRE_SYSROOTS=ON -DHI_SYSROOTS="$PWD/build/sysroots"
+	-DHI_TEST_HOOKS=ON -DHI_REQUIRE_SYSROOTS=ON \
+	-DHI_SYSROOTS="$PWD/build/sysroots"
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs" -LE soak)
 # The soak alone: its 16 busy threads would slow every other test.
@@ -27,7 +28,7 @@ cmake --build build -j"$jobs"
 	ctest --output-on-failure -L soak)
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHI_WERROR=ON \
-	-DHI_SANITIZE=ON -DHI_REQUIRE_SYSROOTS=ON \
+	-DHI_SANITIZE=ON -DHI_TEST_HOOKS=ON -DHI_REQUIRE_SYSROOTS=ON \
 	-DHI_SYSROOTS="$PWD/build/sysroots"
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

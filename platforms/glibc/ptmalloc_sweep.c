@@ -426,7 +426,11 @@ static void crew_run(const struct sweep *proto, const struct region *rg,
  */
 static unsigned sweep_workers(uint64_t *piece_min)
 {
+#ifdef HI_TEST_HOOKS
 	const char *force = getenv("HEAPINSPECT_SWEEP_THREADS");
+#else
+	const char *force = NULL; /* a test hook: not in a shipped build */
+#endif
 	cpu_set_t set;
 	int n;
 
