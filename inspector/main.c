@@ -71,7 +71,8 @@ static void usage(FILE *out)
 "checks it passed.\n"
 "\n"
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
-"was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
+"was busy in every attempt or is corrupt (its figures are left out), or\n"
+"(info, --explain) a check of the allocator's state failed; 2 no\n"
 "snapshot (no such process, no permission, a glibc without a built-in\n"
 "layout or debug information, addresses that failed verification, ...);\n"
 "64 wrong usage.\n"
@@ -586,6 +587,23 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = s.heap.complete ? EXIT_OK : EXIT_PARTIAL;
+	/*
+	 * info and --explain show the checks; addresses that need proof
+	 * never get here without it, DWARF's are read without it: a check
+	 * that failed is said, and is not a success.
+	 */
+	if (explain && s.loc.nchecks && !s.loc.verified) {
+		for (unsigned i = 0; i < s.loc.nchecks; i++)
+			if (!s.loc.checks[i].ok)
+				errmsg("pid %d: check failed: %s: %s",
+				       (int)o.pid, s.loc.checks[i].name,
+				       s.loc.checks[i].detail);
+		errmsg("pid %d: the addresses came from the debug "
+		       "information and were read all the same; a failed "
+		       "check means the allocator's state is not as glibc "
+		       "leaves it", (int)o.pid);
+		ret = EXIT_PARTIAL;
+	}
 	hi_snapshot_free(&s);
 	return ret;
 }
