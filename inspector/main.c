@@ -227,7 +227,9 @@ int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot *s)
 {
 	int pid = (int)o->pid;
+	char comm[256];
 
+	hi_safe_str(s->comm, comm, sizeof(comm));
 	switch (err->code) {
 	case -ESRCH:
 		errmsg("no process with pid %d", pid);
@@ -248,13 +250,23 @@ int report_error(const struct hi_snapshot_opts *o,
 		       "heap", pid, err->detail);
 		break;
 	case -HI_E_OTHERALLOC:
-		errmsg("pid %d does not use glibc's malloc: it uses %s; "
+		errmsg("pid %d (%s) does not use glibc's malloc: it uses %s; "
 		       "heapinspect reads glibc's allocator only", pid,
-		       err->detail);
+		       comm, err->detail);
 		break;
 	case -HI_E_STATIC:
-		errmsg("pid %d is statically linked: heapinspect needs glibc's "
-		       "libc.so mapped in the process", pid);
+		if (err->detail[0])
+			errmsg("pid %d (%s) %s", pid, comm, err->detail);
+		else
+			errmsg("pid %d (%s) is statically linked: heapinspect "
+			       "needs glibc's libc.so mapped in the process",
+			       pid, comm);
+		break;
+	case -HI_E_UNSUPPORTED:
+		if (err->detail[0])
+			errmsg("pid %d (%s) %s", pid, comm, err->detail);
+		else
+			errmsg("pid %d: %s", pid, hi_strerror(err->code));
 		break;
 	case -HI_E_NOLIBC:
 		if (err->detail[0])

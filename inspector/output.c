@@ -362,6 +362,22 @@ static void put_safe(FILE *out, const char *str)
 	}
 }
 
+const char *hi_safe_str(const char *str, char *buf, size_t size)
+{
+	FILE *f = fmemopen(buf, size, "w");
+
+	if (!f) {
+		snprintf(buf, size, "?");
+		return buf;
+	}
+	/* Full buffer: fmemopen keeps the last byte for the NUL. */
+	setbuf(f, NULL);
+	put_safe(f, str);
+	fclose(f);
+	buf[size - 1] = '\0';
+	return buf;
+}
+
 void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 {
 	const struct hi_mallinfo *m = &s->heap.mi;
