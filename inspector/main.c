@@ -459,6 +459,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			o.pid = (pid_t)v;
+			hi_pid_resolve(&o.pid);
 			break;
 		case 'j':
 			json = 1;

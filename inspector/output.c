@@ -237,6 +237,11 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	/* Strings from the target may hold any byte: jansson escapes them. */
 	json_object_set_new(o, "exe", target_str(s->exe));
 	json_object_set_new(o, "comm", target_str(s->comm));
+	/* Who the process is beyond its pid, which the kernel reuses. */
+	if (s->have_id) {
+		json_object_set_new(o, "start_ticks", jint(s->id.start_ticks));
+		json_object_set_new(o, "boot_id", json_string(s->id.boot_id));
+	}
 
 	alloc = json_object();
 	json_object_set_new(alloc, "name", json_string(s->allocator));

@@ -402,6 +402,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		return -HI_E_ZOMBIE;
 	}
 	snprintf(s->comm, sizeof(s->comm), "%s", info.comm);
+	s->have_id = hi_proc_id(o->pid, &s->id) == 0 && s->id.boot_id[0];
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
 	n = readlink(path, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';

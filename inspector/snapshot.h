@@ -10,6 +10,7 @@
 
 #include "call.h"
 #include "platform.h"
+#include "procid.h"
 #include "target.h"
 
 /* How the figures are had: --method. */
@@ -43,6 +44,8 @@ struct hi_snapshot {
 	pid_t pid;
 	char comm[64];
 	char exe[4096];
+	struct hi_procid id;        /* start time and boot, when have_id */
+	int have_id;
 	struct timespec when;       /* CLOCK_REALTIME at the final stop */
 	const char *allocator;      /* "glibc" */
 	const char *method;         /* "read" or "call" */

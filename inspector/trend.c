@@ -257,13 +257,6 @@ int hi_cmd_trend(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < s.n; i++) {
-		if (s.v[i].pid != s.v[0].pid) {
-			errmsg("'%s' line %lu is of pid %d, line %lu of pid "
-			       "%d: the series mixes processes", path,
-			       s.v[i].line, s.v[i].pid, s.v[0].line,
-			       s.v[0].pid);
-			goto out;
-		}
 		if (!s.v[i].has_mi) {
 			skipped++;
 			continue;

@@ -311,6 +311,7 @@ int hi_trim_main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			pid = (pid_t)v;
+			hi_pid_resolve(&pid);
 			break;
 		case 'P':
 			if (parse_uint(optarg, UINT64_MAX / 2, &v)) {

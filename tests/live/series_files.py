@@ -9,6 +9,10 @@ Known answers: a series whose live bytes grow by exactly 1 MiB a minute
 grows while the heap stays, a flat one; inconsistent snapshots (mallinfo2
 null) among them are left out.
 
+Files that mix processes (another pid, the same pid with another start
+time or boot, another executable) are refused by trend, diff and plot,
+which name the line where the other process starts.
+
 Hostile files: bad JSON, the wrong schema, huge numbers, negative sizes,
 fractions, a 1 GiB line (a sparse file), a million tiny values, deep
 nesting, NUL bytes, random bytes, an empty file, a directory.  Each must
@@ -62,6 +66,62 @@ def snapshot(minute, live, free=64 * MIB, mmapped=0, rss=None, pid=4242):
                     "pss": 0, "uss": 0, "swap": 0, "threads": 1},
         "pause_us": 100, "stop": {"attempts": 1, "total_us": 100},
     }
+
+
+def mixed(hi, tmp):
+    """Files that mix processes: refused by trend, diff and plot, naming
+    the line where another process starts; the same process under a
+    replaced executable ("PATH (deleted)") and old files without the
+    process's start time are one process."""
+    def ident(o, start=1000, boot="b" * 36, exe="/usr/bin/server"):
+        o["start_ticks"], o["boot_id"], o["exe"] = start, boot, exe
+        return o
+
+    def series(changes):
+        objs = [ident(snapshot(m, 100 * MIB + m * MIB)) for m in range(8)]
+        for line, fn in changes.items():
+            fn(objs[line - 1])
+        return objs
+
+    bad = {
+        "another pid": (4, lambda o: o.update(pid=4243, comm="other")),
+        "a reused pid": (3, lambda o: o.update(start_ticks=2000)),
+        "another boot": (5, lambda o: o.update(boot_id="c" * 36)),
+        "another program": (2, lambda o: o.update(exe="/usr/bin/other")),
+    }
+    for name, (line, fn) in bad.items():
+        p = os.path.join(tmp, "mixed-%s.jsonl" % name.replace(" ", "_"))
+        objs = series({})
+        for o in objs[line - 1:]:
+            fn(o)
+        write_lines(p, objs)
+        for cmd in (["trend"], ["diff"], ["plot", "-o",
+                                          os.path.join(tmp, "m.svg")]):
+            rc, _, err, _ = run([hi] + cmd + [p])
+            if rc != 2 or "'%s' line %d:" % (p, line) not in err or \
+                    "mixes processes" not in err:
+                raise Failure("%s, %s: exit %d, expected 2 naming line %d "
+                              "and the mixing: %s" % (cmd[0], name, rc,
+                                                      line, err.strip()))
+        print("%-16s refused: %s" % (name, err.strip()))
+    good = {
+        "a replaced executable": series({
+            5: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            6: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            7: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            8: lambda o: o.update(exe="/usr/bin/server (deleted)")}),
+        "an old file": [snapshot(m, 100 * MIB + m * MIB) for m in range(8)],
+    }
+    for name, objs in good.items():
+        p = os.path.join(tmp, "one-%s.jsonl" % name.replace(" ", "_"))
+        write_lines(p, objs)
+        for cmd, ok in ((["trend"], (0, 1)), (["diff"], (0,)),
+                        (["plot", "-o", os.path.join(tmp, "m.svg")], (0,))):
+            rc, _, err, _ = run([hi] + cmd + [p])
+            if rc not in ok:
+                raise Failure("%s of %s: exit %d: %s" % (cmd[0], name, rc,
+                                                         err.strip()))
+        print("%-22s one process" % name)
 
 
 def write_lines(path, objs):
@@ -285,6 +345,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hi-files-")
     try:
         known_answers(args.heapinspect, tmp)
+        mixed(args.heapinspect, tmp)
         hostile(args.heapinspect, tmp)
     except Failure as e:
         print("FAIL: %s" % e)
