@@ -157,7 +157,9 @@ static void watch_usage(FILE *out)
 "  --format jsonl        (default) append one snapshot per line to FILE\n"
 "                        (JSON Lines, schema heapinspect/snapshot/v1),\n"
 "                        flushed after each: a crash or a full disk loses\n"
-"                        at most the line being written\n"
+"                        at most the line being written; a FILE of\n"
+"                        another process (pid, start time, program) is\n"
+"                        refused, left as it was\n"
 "  --format openmetrics  replace FILE atomically with the latest snapshot\n"
 "                        in the Prometheus / OpenMetrics text format, for\n"
 "                        node_exporter's textfile collector\n"
@@ -166,8 +168,9 @@ static void watch_usage(FILE *out)
 "free bytes and RSS, each with its change since the first sample.\n"
 "\n"
 "exit status: 0 stopped at --count or --duration or by a signal; 2 no\n"
-"sample could be taken at all, or FILE could not be written; 3 the process\n"
-"exited (after at least one sample; recorded in FILE); 64 wrong usage.\n");
+"sample could be taken at all, FILE could not be written or holds another\n"
+"process's snapshots; 3 the process exited, or its pid became another\n"
+"process's (after at least one sample; recorded in FILE); 64 wrong usage.\n");
 }
 
 static volatile sig_atomic_t stop_signal;
