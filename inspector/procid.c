@@ -62,8 +62,10 @@ int hi_proc_id(pid_t pid, struct hi_procid *id)
 	n = read_proc(path, buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
-	/* comm may hold spaces and parentheses: the fields follow the last
-	 * ')'; starttime is field 22, the 20th after it. */
+	/*
+	 * comm may hold spaces and parentheses: the fields follow the last
+	 * ')'; starttime is field 22, the 20th after it.
+	 */
 	p = strrchr(buf, ')');
 	if (!p)
 		return -EINVAL;

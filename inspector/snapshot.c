@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "output.h"
 #include "snapshot.h"
 
 static void set_err(struct hi_snapshot_err *err, int code, const char *detail)
@@ -158,8 +159,12 @@ int hi_exe_check(pid_t pid, char *detail, size_t size)
 	}
 	/* musl's dynamic loader is its libc: ld-musl-ARCH.so.1. */
 	if (strstr(interp, "ld-musl")) {
+		char safe[256];
+
+		/* A path from the target's file: escaped for a terminal. */
 		snprintf(detail, size, "is a musl program (its loader is %.200s):"
-			 " heapinspect reads glibc's malloc only", interp);
+			 " heapinspect reads glibc's malloc only",
+			 hi_safe_str(interp, safe, sizeof(safe)));
 		ret = -HI_E_UNSUPPORTED;
 		goto out;
 	}

@@ -609,13 +609,18 @@ int hi_cmd_watch(int argc, char **argv)
 			report_error(&o, &err, &s);
 			ret = write_event(&w, "error", hi_strerror(ret));
 		} else if (!same_target(&w, &s)) {
-			/* The pid is another process's now, or another
-			 * program's: what was watched has gone. */
+			char safe[1024];
+
+			/*
+			 * The pid is another process's now, or another
+			 * program's: what was watched has gone.
+			 */
 			hi_snapshot_free(&s);
 			status_clear(&w);
 			errmsg("pid %d is not the process watched any more (%s): "
 			       "it exited after %lu sample%s", (int)o.pid,
-			       w.why, w.samples, w.samples == 1 ? "" : "s");
+			       hi_safe_str(w.why, safe, sizeof(safe)),
+			       w.samples, w.samples == 1 ? "" : "s");
 			ret = write_event(&w, "exited", w.why);
 			rc = EXIT_EXITED;
 			if (ret) {
