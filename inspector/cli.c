@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "output.h"
 #include "series.h"
 
 int hi_usage_hint(const char *cmd)
@@ -94,6 +95,22 @@ const char *hi_bytes_str(uint64_t v, int exact, char *buf, size_t size)
 	return hi_size_str((double)v, 0, buf, size);
 }
 
+void hi_pid_resolve(pid_t *pid)
+{
+	struct hi_procinfo info;
+	pid_t tgid;
+	char comm[256];
+
+	if (hi_proc_tgid(*pid, &tgid) != 0 || tgid == *pid)
+		return;
+	if (hi_proc_info(tgid, &info) != 0)
+		info.comm[0] = '\0';
+	errmsg("note: %d is a thread of pid %d (%s): reading the process, "
+	       "pid %d", (int)*pid, (int)tgid,
+	       hi_safe_str(info.comm, comm, sizeof(comm)), (int)tgid);
+	*pid = tgid;
+}
+
 int hi_snapshot_opt(int c, const char *arg, struct hi_snapshot_opts *o)
 {
 	unsigned long v;
@@ -106,6 +123,7 @@ int hi_snapshot_opt(int c, const char *arg, struct hi_snapshot_opts *o)
 			return -1;
 		}
 		o->pid = (pid_t)v;
+		hi_pid_resolve(&o->pid);
 		return 0;
 	case 'd':
 		o->debuginfo_path = arg;

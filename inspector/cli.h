@@ -52,6 +52,13 @@ const char *hi_size_str(double v, int sign, char *buf, size_t size);
 const char *hi_bytes_str(uint64_t v, int exact, char *buf, size_t size);
 
 /*
+ * -p names a process; a thread id (which ps -L, top -H and gettid() show)
+ * is turned into its process's id, with a note on stderr.  A pid that
+ * does not exist is left as it is, for the snapshot to say so.
+ */
+void hi_pid_resolve(pid_t *pid);
+
+/*
  * Options of a snapshot that snapshot and watch share with the default
  * command: -p, --debuginfo-path, --attempts, --stop-timeout.  Return 0 when
  * c was one of them, 1 when it was not, -1 after a usage message.

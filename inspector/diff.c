@@ -32,7 +32,8 @@ static void diff_usage(FILE *out)
 "\n"
 "  --json     one JSON object (schema heapinspect/diff/v1)\n"
 "  --bytes    sizes in exact bytes in the text\n"
-"  --force    compare snapshots of different processes\n"
+"  --force    compare two files of different processes (a JSON Lines\n"
+"             file must hold one process)\n"
 "  --lines M,N  the line numbers of the two snapshots in FILE.jsonl\n"
 "\n"
 "exit status: 0 compared; 2 a file cannot be read, a snapshot has no\n"
@@ -447,6 +448,7 @@ int hi_cmd_diff(int argc, char **argv)
 	int json = 0, exact = 0, force = 0, c, rc = EXIT_FAILED;
 	const char *lines = NULL;
 	json_t *notes = json_array();
+	char why[512];
 	double dt;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -552,17 +554,15 @@ int hi_cmd_diff(int argc, char **argv)
 	}
 	if (need_mi(&a) || need_mi(&b))
 		goto out;
-	if (a.s->pid != b.s->pid ||
-	    (a.s->exe[0] && b.s->exe[0] && strcmp(a.s->exe, b.s->exe))) {
+	if (!hi_sample_same_process(a.s, b.s, why, sizeof(why))) {
 		char wa[4200], wb[4200], note[256];
 
 		where(&a, wa, sizeof(wa));
 		where(&b, wb, sizeof(wb));
 		if (!force) {
 			errmsg("%s and %s are snapshots of different processes "
-			       "(pid %d %s, pid %d %s): give --force to "
-			       "compare them anyway", wa, wb, a.s->pid,
-			       a.s->comm, b.s->pid, b.s->comm);
+			       "(%s): give --force to compare them anyway", wa,
+			       wb, why);
 			goto out;
 		}
 		snprintf(note, sizeof(note), "different processes: pid %d and "

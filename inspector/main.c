@@ -39,7 +39,8 @@ static void usage(FILE *out)
 "The process is held still only while its memory is read (pause_us), and\n"
 "nothing in it is changed.\n"
 "\n"
-"  -p, --pid PID            the process to inspect\n"
+"  -p, --pid PID            the process to inspect (a thread's id is\n"
+"                           taken for its process, with a note)\n"
 "      --json               print one JSON object (schema\n"
 "                           heapinspect/snapshot/v1, see the README)\n"
 "      --bytes              print sizes in exact bytes, not KiB/MiB\n"
@@ -74,7 +75,8 @@ static void usage(FILE *out)
 "checks it passed.\n"
 "\n"
 "exit status: 0 the snapshot is complete; 1 it was printed, but an arena\n"
-"was busy in every attempt or is corrupt (its figures are left out); 2 no\n"
+"was busy in every attempt or is corrupt (its figures are left out), or\n"
+"(info, --explain) a check of the allocator's state failed; 2 no\n"
 "snapshot (no such process, no permission, addresses that failed\n"
 "verification, no layout to read and no safe moment to call, ...; the\n"
 "message says what would help); 64 wrong usage.  SIGINT, SIGTERM, SIGHUP\n"
@@ -262,7 +264,9 @@ int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot *s)
 {
 	int pid = (int)o->pid;
+	char comm[256];
 
+	hi_safe_str(s->comm, comm, sizeof(comm));
 	switch (err->code) {
 	case -ESRCH:
 		errmsg("no process with pid %d", pid);
@@ -283,13 +287,23 @@ int report_error(const struct hi_snapshot_opts *o,
 		       "heap", pid, err->detail);
 		break;
 	case -HI_E_OTHERALLOC:
-		errmsg("pid %d does not use glibc's malloc: it uses %s; "
+		errmsg("pid %d (%s) does not use glibc's malloc: it uses %s; "
 		       "heapinspect reads glibc's allocator only", pid,
-		       err->detail);
+		       comm, err->detail);
 		break;
 	case -HI_E_STATIC:
-		errmsg("pid %d is statically linked: heapinspect needs glibc's "
-		       "libc.so mapped in the process", pid);
+		if (err->detail[0])
+			errmsg("pid %d (%s) %s", pid, comm, err->detail);
+		else
+			errmsg("pid %d (%s) is statically linked: heapinspect "
+			       "needs glibc's libc.so mapped in the process",
+			       pid, comm);
+		break;
+	case -HI_E_UNSUPPORTED:
+		if (err->detail[0])
+			errmsg("pid %d (%s) %s", pid, comm, err->detail);
+		else
+			errmsg("pid %d: %s", pid, hi_strerror(err->code));
 		break;
 	case -HI_E_NOLIBC:
 		if (err->detail[0])
@@ -490,6 +504,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			o.pid = (pid_t)v;
+			hi_pid_resolve(&o.pid);
 			break;
 		case 'j':
 			json = 1;
@@ -630,6 +645,23 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = s.heap.complete ? EXIT_OK : EXIT_PARTIAL;
+	/*
+	 * info and --explain show the checks; addresses that need proof
+	 * never get here without it, DWARF's are read without it: a check
+	 * that failed is said, and is not a success.
+	 */
+	if (explain && s.loc.nchecks && !s.loc.verified) {
+		for (unsigned i = 0; i < s.loc.nchecks; i++)
+			if (!s.loc.checks[i].ok)
+				errmsg("pid %d: check failed: %s: %s",
+				       (int)o.pid, s.loc.checks[i].name,
+				       s.loc.checks[i].detail);
+		errmsg("pid %d: the addresses came from the debug "
+		       "information and were read all the same; a failed "
+		       "check means the allocator's state is not as glibc "
+		       "leaves it", (int)o.pid);
+		ret = EXIT_PARTIAL;
+	}
 	hi_snapshot_free(&s);
 	return ret;
 }

@@ -242,6 +242,11 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	/* Strings from the target may hold any byte: jansson escapes them. */
 	json_object_set_new(o, "exe", target_str(s->exe));
 	json_object_set_new(o, "comm", target_str(s->comm));
+	/* Who the process is beyond its pid, which the kernel reuses. */
+	if (s->have_id) {
+		json_object_set_new(o, "start_ticks", jint(s->id.start_ticks));
+		json_object_set_new(o, "boot_id", json_string(s->id.boot_id));
+	}
 
 	alloc = json_object();
 	json_object_set_new(alloc, "name", json_string(s->allocator));
@@ -365,6 +370,22 @@ static void put_safe(FILE *out, const char *str)
 		fwrite(s, 1, n, out);
 		s += n;
 	}
+}
+
+const char *hi_safe_str(const char *str, char *buf, size_t size)
+{
+	FILE *f = fmemopen(buf, size, "w");
+
+	if (!f) {
+		snprintf(buf, size, "?");
+		return buf;
+	}
+	/* Full buffer: fmemopen keeps the last byte for the NUL. */
+	setbuf(f, NULL);
+	put_safe(f, str);
+	fclose(f);
+	buf[size - 1] = '\0';
+	return buf;
 }
 
 void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
@@ -518,8 +539,15 @@ void hi_print_locate(FILE *out, const struct hi_snapshot *s)
 	put_safe(out, l->mp_how[0] ? l->mp_how : "not found");
 	fputc('\n', out);
 	if (l->nchecks) {
-		fprintf(out, "checks:     %s\n", l->verified
-			? "all passed" : "not all passed: nothing was read");
+		/*
+		 * Addresses that need proof are used only once they pass
+		 * (a failure stops the snapshot); DWARF's are used without
+		 * it, so a failure there is shown, and info exits non-zero.
+		 */
+		fprintf(out, "checks:     %s\n", l->verified ? "all passed"
+			: s->heap.narenas ? "not all passed: the debug "
+			"information's addresses were read all the same"
+			: "not all passed: nothing was read");
 		for (unsigned i = 0; i < l->nchecks; i++)
 			fprintf(out, "  %-4s %s: %s\n",
 				l->checks[i].ok ? "ok" : "FAIL",

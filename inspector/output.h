@@ -30,4 +30,11 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact);
  */
 void hi_print_locate(FILE *out, const struct hi_snapshot *s);
 
+/*
+ * Text from the target (its comm, a path) made safe for a terminal, as the
+ * text report writes it: control characters, backslashes and bytes that
+ * are not UTF-8 as \xHH.  Cut to fit buf; returns buf.
+ */
+const char *hi_safe_str(const char *str, char *buf, size_t size);
+
 #endif

@@ -246,6 +246,20 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 	    get_string(o, "exe", out->exe, sizeof(out->exe), 0, why, size))
 		return -EINVAL;
 
+	/* Who the process is (since 0.x; absent from older files). */
+	j = json_object_get(o, "start_ticks");
+	if (j || json_object_get(o, "boot_id")) {
+		if (!j || get_figure(o, "start_ticks", "", &out->start_ticks,
+				     why, size) ||
+		    get_string(o, "boot_id", out->boot_id,
+			       sizeof(out->boot_id), 1, why, size)) {
+			why_set(why, size, "start_ticks and boot_id are not "
+				"an integer and a string");
+			return -EINVAL;
+		}
+		out->has_id = 1;
+	}
+
 	alloc = json_object_get(o, "allocator");
 	if (!json_is_object(alloc)) {
 		why_set(why, size, "allocator is not an object");
@@ -321,6 +335,53 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 	if (ret || !keep_arenas)
 		hi_sample_free(out);
 	return ret;
+}
+
+/*
+ * /proc/PID/exe of a program whose file was replaced while it runs (a
+ * package upgrade renames the new file over it) reads "PATH (deleted)":
+ * the same program.
+ */
+static int same_exe(const char *a, const char *b)
+{
+	static const char del[] = " (deleted)";
+	size_t la = strlen(a), lb = strlen(b), n = sizeof(del) - 1;
+
+	if (la >= n && strcmp(a + la - n, del) == 0)
+		la -= n;
+	if (lb >= n && strcmp(b + lb - n, del) == 0)
+		lb -= n;
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+int hi_sample_same_process(const struct hi_sample *a,
+			   const struct hi_sample *b, char *why, size_t size)
+{
+	if (a->pid != b->pid) {
+		why_set(why, size, "pid %d (%.64s), not pid %d (%.64s)",
+			b->pid, b->comm, a->pid, a->comm);
+		return 0;
+	}
+	if (a->has_id && b->has_id && strcmp(a->boot_id, b->boot_id) != 0) {
+		why_set(why, size, "pid %d (%.64s) of another boot (boot_id "
+			"%.40s, not %.40s): another process", b->pid, b->comm,
+			b->boot_id, a->boot_id);
+		return 0;
+	}
+	if (a->has_id && b->has_id && a->start_ticks != b->start_ticks) {
+		why_set(why, size, "pid %d (%.64s) started at another time "
+			"(start_ticks %" PRIu64 ", not %" PRIu64 "): the pid "
+			"was reused by another process", b->pid, b->comm,
+			b->start_ticks, a->start_ticks);
+		return 0;
+	}
+	if (a->exe[0] && b->exe[0] && !same_exe(a->exe, b->exe)) {
+		why_set(why, size, "pid %d running %.200s, not %.200s: it "
+			"executed another program, or the pid was reused",
+			b->pid, b->exe, a->exe);
+		return 0;
+	}
+	return 1;
 }
 
 void hi_sample_free(struct hi_sample *s)
@@ -606,6 +667,20 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 			continue;
 		}
 		s.line = l.lineno;
+		if (out->n) {
+			char why[480];
+
+			if (!hi_sample_same_process(&out->v[0], &s, why,
+						    sizeof(why))) {
+				hi_sample_free(&s);
+				ret = err_set(err, -EINVAL, l.lineno, "not the "
+					      "process of line %lu: %s; the file "
+					      "mixes processes (give a file of "
+					      "one process)", out->v[0].line,
+					      why);
+				goto fail;
+			}
+		}
 		ret = add_sample(out, &cap, &s);
 		if (ret) {
 			hi_sample_free(&s);

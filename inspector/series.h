@@ -58,6 +58,9 @@ struct hi_sample {
 	int pid;
 	char comm[64];
 	char exe[512];          /* cut to fit; only compared */
+	int has_id;             /* start_ticks and boot_id were given */
+	uint64_t start_ticks;   /* when the process started, after boot */
+	char boot_id[40];
 	char timestamp[40];
 	double t;               /* seconds since the epoch, from timestamp */
 	char version[32];
@@ -125,6 +128,16 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 			char *why, size_t size);
 
 void hi_sample_free(struct hi_sample *s);
+
+/*
+ * Whether a and b are snapshots of one process: the same pid, and, where
+ * both say, the same executable, start time and boot (a pid the kernel
+ * gave to another process, or a process that executed another program,
+ * is another).  Return 1, or 0 with why filled: what b is, against a
+ * ("pid 456 (b), not pid 123 (a)").
+ */
+int hi_sample_same_process(const struct hi_sample *a,
+			   const struct hi_sample *b, char *why, size_t size);
 
 /* Derived figures, defined in the README. */
 static inline uint64_t hi_live_bytes(const struct hi_sample *s)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "resolve.h"
+#include "output.h"
 #include "snapshot.h"
 
 static void set_err(struct hi_snapshot_err *err, int code, const char *detail)
@@ -49,6 +50,141 @@ static int exe_is_static(pid_t pid)
 		}
 	}
 	elf_end(elf);
+	close(fd);
+	return ret;
+}
+
+/* What a machine is called in a message. */
+static const char *machine_name(unsigned machine, int class64)
+{
+	switch (machine) {
+	case EM_386:
+		return "a 32-bit x86 (i386) program";
+	case EM_X86_64:
+		return class64 ? "an x86_64 program"
+			       : "an x32 program (x86_64 with 32-bit pointers)";
+	case EM_AARCH64:
+		return "a 64-bit Arm (aarch64) program";
+	case EM_ARM:
+		return "a 32-bit Arm program";
+	case EM_RISCV:
+		return "a RISC-V program";
+	case EM_PPC64:
+		return "a 64-bit POWER program";
+	case EM_S390:
+		return "an s390x program";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Whether the executable carries the ELF note NT_GNU_ABI_TAG ("GNU"),
+ * which glibc's start files put in every program linked with it
+ * (csu/abi-note.S); musl's do not.
+ */
+static int exe_has_abi_tag(Elf *elf, size_t phnum)
+{
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+		Elf_Data *d;
+
+		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_NOTE ||
+		    ph.p_filesz > (1 << 20))
+			continue;
+		d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset,
+					 ph.p_filesz, ELF_T_NHDR);
+		if (!d)
+			continue;
+		while (off < d->d_size &&
+		       (off = gelf_getnote(d, off, &nh, &name_off,
+					   &desc_off)) > 0) {
+			if (nh.n_type == NT_GNU_ABI_TAG && nh.n_namesz == 4 &&
+			    memcmp((char *)d->d_buf + name_off, "GNU", 4) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int hi_exe_check(pid_t pid, char *detail, size_t size)
+{
+	const struct hi_arch_ops *arch = hi_arch_host();
+	char path[64], interp[256] = "";
+	int fd, ret = 0, is_static = 1, class64;
+	size_t phnum;
+	GElf_Ehdr eh;
+	Elf *elf;
+
+	detail[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* attaching will say why, or another check */
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || !gelf_getehdr(elf, &eh))
+		goto out;
+	class64 = eh.e_ident[EI_CLASS] == ELFCLASS64;
+	if (arch && (eh.e_machine != arch->e_machine ||
+		     class64 != (arch->ptr_size == 8))) {
+		const char *what = machine_name(eh.e_machine, class64);
+		char other[64];
+
+		if (!what) {
+			snprintf(other, sizeof(other), "a program for another "
+				 "architecture (ELF machine %u)",
+				 (unsigned)eh.e_machine);
+			what = other;
+		}
+		snprintf(detail, size, "is %s: heapinspect reads %s processes "
+			 "only", what, arch->name);
+		ret = -HI_E_UNSUPPORTED;
+		goto out;
+	}
+	if (elf_getphdrnum(elf, &phnum) != 0)
+		goto out;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_INTERP)
+			continue;
+		is_static = 0;
+		if (pread(fd, interp, sizeof(interp) - 1,
+			  (off_t)ph.p_offset) > 0)
+			interp[sizeof(interp) - 1] = '\0';
+		else
+			interp[0] = '\0';
+	}
+	/* musl's dynamic loader is its libc: ld-musl-ARCH.so.1. */
+	if (strstr(interp, "ld-musl")) {
+		char safe[256];
+
+		/* A path from the target's file: escaped for a terminal. */
+		snprintf(detail, size, "is a musl program (its loader is %.200s):"
+			 " heapinspect reads glibc's malloc only",
+			 hi_safe_str(interp, safe, sizeof(safe)));
+		ret = -HI_E_UNSUPPORTED;
+		goto out;
+	}
+	if (is_static) {
+		if (exe_has_abi_tag(elf, phnum))
+			snprintf(detail, size, "is a statically linked glibc "
+				 "program: heapinspect reads glibc's malloc "
+				 "through the libc.so.6 mapped in a process, "
+				 "and a static program has none");
+		else
+			snprintf(detail, size, "is statically linked, and not "
+				 "with glibc (musl or another libc): "
+				 "heapinspect reads glibc's malloc only");
+		/* Only said when no glibc libc.so turns up after all. */
+		ret = -HI_E_STATIC;
+	}
+out:
+	if (elf)
+		elf_end(elf);
 	close(fd);
 	return ret;
 }
@@ -303,9 +439,17 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		return -HI_E_ZOMBIE;
 	}
 	snprintf(s->comm, sizeof(s->comm), "%s", info.comm);
+	s->have_id = hi_proc_id(o->pid, &s->id) == 0 && s->id.boot_id[0];
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
 	n = readlink(path, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
+	/* Another architecture or libc: say so before anything else. */
+	ret = hi_exe_check(o->pid, err->detail, sizeof(err->detail));
+	if (ret == -HI_E_UNSUPPORTED) {
+		err->code = ret;
+		return ret;
+	}
+	err->detail[0] = '\0';
 
 	/*
 	 * Everything below is located in the program the process runs now;
@@ -378,9 +522,10 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 			ret = -HI_E_OTHERALLOC;
 		else if (execed_after_failure(o->pid, auxv, auxv_len))
 			ret = -HI_E_EXECED;
-		else if (exe_is_static(o->pid))
+		else if (exe_is_static(o->pid)) {
 			ret = -HI_E_STATIC;
-		else
+			hi_exe_check(o->pid, ctx.why, sizeof(ctx.why));
+		} else
 			ret = -HI_E_NOLIBC;
 		goto out_sym;
 	}

@@ -10,6 +10,7 @@
 
 #include "call.h"
 #include "platform.h"
+#include "procid.h"
 #include "target.h"
 
 /* How the figures are had: --method. */
@@ -46,6 +47,8 @@ struct hi_snapshot {
 	pid_t pid;
 	char comm[64];
 	char exe[4096];
+	struct hi_procid id;        /* start time and boot, when have_id */
+	int have_id;
 	struct timespec when;       /* CLOCK_REALTIME at the final stop */
 	const char *allocator;      /* "glibc" */
 	const char *method;         /* "read" or "call" */
@@ -78,6 +81,18 @@ struct hi_snapshot_err {
 	pid_t tracer;      /* TracerPid when attaching was refused */
 	char state;        /* /proc state of the target */
 };
+
+/*
+ * Whether pid runs a program heapinspect can read, from its executable's
+ * ELF headers: -HI_E_UNSUPPORTED for another architecture or word size
+ * than the host's, or a musl program; -HI_E_STATIC for a statically
+ * linked one (glibc or not: said in detail), which is refused only when
+ * no glibc libc.so is found in it after all; 0 otherwise, and when the
+ * executable cannot be read.  detail: what the program is and why it
+ * cannot be read ("is a 32-bit x86 (i386) program: heapinspect reads
+ * x86_64 processes only"), to follow "pid N (comm) ".
+ */
+int hi_exe_check(pid_t pid, char *detail, size_t size);
 
 /*
  * Take a snapshot.  Return 0 (s->heap.complete says whether every arena was

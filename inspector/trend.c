@@ -2,9 +2,12 @@
 /*
  * heapinspect trend: over a series of snapshots, does live memory grow (a
  * leak), free memory kept by malloc (fragmentation), or memory outside the
- * malloc heap?  For each figure: the least-squares slope, how well a line
- * fits (R^2), and in how many intervals it rose, psleak's criterion of a
- * leak: it kept increasing across retries.
+ * malloc heap?  Decided on statistics over the series (stats.h): whether
+ * a figure moves in one direction (Mann-Kendall), whether it does so
+ * along a line that stands out from the noise the series shows (the
+ * least-squares slope against its standard error, corrected for noise
+ * that follows itself), and how large the change is against the heap.
+ * Every word printed follows from the numbers in the table beside it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,34 +20,44 @@
 
 #include "cli.h"
 #include "series.h"
+#include "stats.h"
 
 /* The thresholds; README "heapinspect trend" explains them. */
-#define MIN_R2		0.8
-#define NEARLY_EVERY	0.9
-#define DEFAULT_MIN_GROWTH ((uint64_t)1 << 20)
+#define ALPHA          0.001 /* each test, one-sided */
+#define GROWTH_OF_HEAP 0.01  /* a change that matters: 1% of the heap */
+#define SWING_OF_HEAP  0.10  /* a move without direction worth a word */
+#define NEARLY_EVERY   0.9
 
 static void trend_usage(FILE *out)
 {
 	fprintf(out,
 "usage: heapinspect trend [--json] [--min-growth SIZE] FILE.jsonl\n"
 "\n"
-"A verdict over a series of snapshots (heapinspect watch): for live heap\n"
-"bytes, free-but-retained bytes, mmapped bytes and RSS outside the heap,\n"
-"the least-squares slope (bytes per hour), how well a line fits (R^2) and\n"
-"in how many intervals it rose; then which of them grows: live bytes (a\n"
-"leak), free bytes while live bytes are flat (fragmentation), or RSS\n"
-"outside the malloc heap.  A figure grows when its fitted growth over\n"
-"the series is at least SIZE (default 1MiB), R^2 is at least 0.8, and it\n"
-"rose in more than half of the intervals.\n"
+"A verdict over a series of snapshots (heapinspect watch) for live heap\n"
+"bytes, free-but-retained bytes, mmapped bytes and RSS outside the malloc\n"
+"heap.  For each: the least-squares slope (bytes per hour) and R^2, and\n"
+"three one-sided tests at p < 0.001: Mann-Kendall's (does it move in one\n"
+"direction?), Student's t of the slope against the noise the series\n"
+"shows, its autocorrelation taken into account (along a line?), and the\n"
+"sign test of the intervals (in most of them?).  A figure grows when\n"
+"Mann-Kendall's test and one of the others say it rises, by at least 1%%\n"
+"of the heap (arena + hblkhd, on average); it rose, when only\n"
+"Mann-Kendall's does (a step, a walk).  Live bytes that grow: a leak;\n"
+"free bytes: fragmentation; RSS outside the heap: outside-heap.\n"
 "\n"
-"  --json             one JSON object (schema heapinspect/trend/v1): verdict\n"
-"                     steady, leak, fragmentation or outside-heap, findings,\n"
-"                     slopes\n"
-"  --min-growth SIZE  growth that matters, as 1048576, 512KiB, 1MiB\n"
+"  --json             one JSON object (schema heapinspect/trend/v1)\n"
+"  --min-growth SIZE  also require a growth of at least SIZE (as 1048576,\n"
+"                     512KiB, 1MiB) over the series; default none\n"
 "\n"
-"exit status: 0 steady; 1 something grows (leak, fragmentation or\n"
-"outside-heap); 2 the file cannot be read or has fewer than 3 consistent\n"
-"snapshots; 64 wrong usage.\n");
+"verdicts: leak, fragmentation, outside-heap (a figure grows); growing (a\n"
+"figure rose, not along a line); shrinking (a figure fell); fluctuating\n"
+"(a figure moved by a tenth of the heap or more, without a direction);\n"
+"steady (none of these).\n"
+"\n"
+"exit status: 0 steady, shrinking or fluctuating; 1 leak, fragmentation,\n"
+"outside-heap or growing; 2 the file cannot be read, has fewer than 3\n"
+"consistent snapshots, or two of them at the same moment or out of\n"
+"order; 64 wrong usage.\n");
 }
 
 enum { F_LIVE, F_FREE, F_MMAP, F_OUTSIDE, F_N };
@@ -53,18 +66,46 @@ static const char *const fig_names[F_N] = {
 	"live_bytes", "free_bytes", "mmapped_bytes", "outside_heap_bytes",
 };
 
+/* The figure in words. */
+static const char *const fig_words[F_N] = {
+	"live bytes", "free bytes kept by malloc", "mmapped bytes",
+	"RSS outside the heap",
+};
+
 static const char *const slope_names[F_N] = {
 	"live_bytes_per_hour", "free_bytes_per_hour", "mmap_bytes_per_hour",
 	"outside_heap_bytes_per_hour",
 };
 
-struct fit {
+/* What a figure did; README "heapinspect trend" defines each. */
+enum state {
+	S_FLAT,
+	S_SWINGS,
+	S_GROWS,
+	S_GROWS_SLIGHTLY,
+	S_ROSE,
+	S_ROSE_SLIGHTLY,
+	S_FALLS,
+	S_FALLS_SLIGHTLY,
+	S_FELL,
+	S_FELL_SLIGHTLY,
+};
+
+static const char *const state_names[] = {
+	"flat", "swings", "grows", "grows-slightly", "rose", "rose-slightly",
+	"falls", "falls-slightly", "fell", "fell-slightly",
+};
+
+struct fig {
 	int have;
 	double first, last;
-	double slope;           /* bytes per hour */
-	double r2;
-	unsigned long rose, fell, intervals;
-	int grows;
+	double change;          /* last - first */
+	double fitted;          /* slope * span: the line's change */
+	struct hi_fit fit;      /* slope in bytes per hour */
+	enum state state;
+	double p;               /* the larger p of the tests behind the
+				   state; NAN for flat and swings */
+	int linear;             /* grows or falls along a line */
 	int nearly_every;
 };
 
@@ -85,94 +126,180 @@ static double figure(const struct hi_sample *s, int f)
 }
 
 /*
- * Ordinary least squares of y on x (hours since the first sample), with
- * the means taken out first so that large byte counts do not cancel.
+ * Decide what figure f did (README "heapinspect trend"): it grows when
+ * Mann-Kendall says it moves up and either its slope stands out from the
+ * noise (then the line says how fast) or most intervals rose (a curve
+ * that speeds up or slows down); it rose when only Mann-Kendall says so
+ * (a step, a walk); falls and fell the same downwards.  Each counts from
+ * grow_min, the line's change for a line, else first to last; below it,
+ * slightly.  A move of swing_min or more that no test gives a direction
+ * swings.
  */
-static void fit_line(const struct hi_sample **v, size_t n, int f,
-		     uint64_t min_growth, struct fit *out)
+static void classify(struct fig *g, double grow_min, double swing_min)
 {
-	long double mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
-	double t0 = v[0]->t, span;
+	const struct hi_fit *t = &g->fit;
+	int mk_up = t->p_mk_up < ALPHA, mk_down = t->p_mk_down < ALPHA;
+	int line_up = t->p_line_up < ALPHA && t->slope > 0;
+	int line_down = t->p_line_down < ALPHA && t->slope < 0;
+	int sign_up = t->p_sign_up < ALPHA, sign_down = t->p_sign_down < ALPHA;
+	double size;
 
-	memset(out, 0, sizeof(*out));
-	out->have = 1;
-	for (size_t i = 0; i < n; i++) {
-		mx += (v[i]->t - t0) / 3600.0;
-		my += figure(v[i], f);
+	g->p = NAN;
+	g->linear = 0;
+	if (mk_up && (line_up || (sign_up && g->change > 0))) {
+		g->linear = line_up;
+		size = line_up ? g->fitted : g->change;
+		g->state = size >= grow_min ? S_GROWS : S_GROWS_SLIGHTLY;
+		g->p = fmax(t->p_mk_up, line_up ? t->p_line_up : t->p_sign_up);
+	} else if (mk_down && (line_down || (sign_down && g->change < 0))) {
+		g->linear = line_down;
+		size = line_down ? -g->fitted : -g->change;
+		g->state = size >= grow_min ? S_FALLS : S_FALLS_SLIGHTLY;
+		g->p = fmax(t->p_mk_down,
+			    line_down ? t->p_line_down : t->p_sign_down);
+	} else if (mk_up && g->change > 0) {
+		g->state = g->change >= grow_min ? S_ROSE : S_ROSE_SLIGHTLY;
+		g->p = t->p_mk_up;
+	} else if (mk_down && g->change < 0) {
+		g->state = -g->change >= grow_min ? S_FELL : S_FELL_SLIGHTLY;
+		g->p = t->p_mk_down;
+	} else if (g->change != 0 && fabs(g->change) >= swing_min) {
+		g->state = S_SWINGS;
+	} else {
+		g->state = S_FLAT;
 	}
-	mx /= n;
-	my /= n;
-	for (size_t i = 0; i < n; i++) {
-		long double dx = (v[i]->t - t0) / 3600.0 - mx;
-		long double dy = figure(v[i], f) - my;
+}
 
-		sxx += dx * dx;
-		sxy += dx * dy;
-		syy += dy * dy;
-		if (i > 0) {
-			double a = figure(v[i - 1], f), b = figure(v[i], f);
+static void rate_str(double v, char *buf, size_t size)
+{
+	char b[32];
 
-			out->intervals++;
-			out->rose += b > a;
-			out->fell += b < a;
-		}
-	}
-	out->first = figure(v[0], f);
-	out->last = figure(v[n - 1], f);
-	out->slope = (double)(sxy / sxx);
-	/* A flat series is fitted exactly by a flat line. */
-	out->r2 = syy > 0 ? (double)(sxy * sxy / (sxx * syy)) : 1.0;
-	span = (v[n - 1]->t - t0) / 3600.0;
-	out->nearly_every = out->rose >= NEARLY_EVERY * out->intervals;
-	out->grows = out->slope > 0 &&
-		     out->slope * span >= (double)min_growth &&
-		     out->r2 >= MIN_R2 && out->rose * 2 > out->intervals;
+	snprintf(buf, size, "%s/h", hi_size_str(v, 1, b, sizeof(b)));
+}
+
+/* A p-value for people: 3.2e-09, or "< 1e-300". */
+static const char *p_str(double p, char *buf, size_t size)
+{
+	if (isnan(p))
+		snprintf(buf, size, "-");
+	else if (p == 0)
+		snprintf(buf, size, "0");
+	else if (p < 1e-300)
+		snprintf(buf, size, "<1e-300");
+	else if (p < 0.001)
+		snprintf(buf, size, "%.1e", p);
+	else
+		snprintf(buf, size, "%.3f", p);
+	return buf;
+}
+
+/* "12.5%" of the heap, or "-" when there is no heap to compare with. */
+static const char *of_heap_str(double v, double heap, char *buf, size_t size)
+{
+	if (heap > 0)
+		snprintf(buf, size, "%+.1f%%", 100 * v / heap);
+	else
+		snprintf(buf, size, "-");
+	return buf;
+}
+
+/* The p of each test in the direction the figure moved in. */
+static double p_line(const struct fig *g)
+{
+	return g->fit.slope >= 0 ? g->fit.p_line_up : g->fit.p_line_down;
+}
+
+static double p_mk(const struct fig *g)
+{
+	return g->fit.mk_s >= 0 ? g->fit.p_mk_up : g->fit.p_mk_down;
+}
+
+static double p_sign(const struct fig *g)
+{
+	return g->fit.rose >= g->fit.fell ? g->fit.p_sign_up
+					  : g->fit.p_sign_down;
+}
+
+/* What the three tests say, with the numbers behind each. */
+static void evidence(const struct fig *g, char *buf, size_t size)
+{
+	char a[32], b[32], c[32], line[160];
+
+	if (g->fit.t_tested && isinf(g->fit.t))
+		snprintf(line, sizeof(line), "every sample on the line: no "
+			 "noise to test the slope against");
+	else if (!g->fit.t_tested)
+		snprintf(line, sizeof(line), "no slope test: the residuals "
+			 "follow each other so closely (autocorrelation %.2f) "
+			 "that fewer than 3 samples are independent",
+			 g->fit.r1);
+	else
+		snprintf(line, sizeof(line), "slope p = %s for a %s (t = %.1f, "
+			 "%.1f effective samples of %zu)",
+			 p_str(p_line(g), a, sizeof(a)),
+			 g->fit.slope >= 0 ? "rise" : "fall", g->fit.t,
+			 g->fit.n_eff, g->fit.n);
+	snprintf(buf, size, "%s; direction p = %s for a %s (Mann-Kendall z "
+		 "= %.1f); intervals p = %s for %s (%lu rose, %lu fell of "
+		 "%lu)", line, p_str(p_mk(g), b, sizeof(b)),
+		 g->fit.mk_s >= 0 ? "rise" : "fall", g->fit.mk_z,
+		 p_str(p_sign(g), c, sizeof(c)),
+		 g->fit.rose >= g->fit.fell ? "rises" : "falls", g->fit.rose,
+		 g->fit.fell, g->fit.intervals);
+}
+
+/*
+ * How a figure that grows or falls does it: at the line's rate, or, off
+ * a line, in most intervals, the rate an average only; with the change
+ * that counted (classify) and its share of the heap.
+ */
+static void how(const struct fig *g, double heap, char *buf, size_t bsize)
+{
+	char r[48], c[32], h[32];
+
+	rate_str(g->fit.slope, r, sizeof(r));
+	if (g->linear)
+		snprintf(buf, bsize, "steadily at %s (%s along the line, %s "
+			 "of the heap)", r, hi_size_str(g->fitted, 1, c,
+							sizeof(c)),
+			 of_heap_str(g->fitted, heap, h, sizeof(h)));
+	else
+		snprintf(buf, bsize, "in most intervals but not along a line "
+			 "(it speeds up or slows down; %s on average): %s from "
+			 "first to last, %s of the heap", r,
+			 hi_size_str(g->change, 1, c, sizeof(c)),
+			 of_heap_str(g->change, heap, h, sizeof(h)));
 }
 
 struct finding {
 	const char *kind;       /* leak, fragmentation, outside-heap */
 	int fig;
 	double rate;
-	char message[512];
+	char message[1536];
 };
 
-static void rate_str(double v, char *buf, size_t size)
+/* The finding about figure f, which grows. */
+static void growth_message(const struct fig *fig, int f, double heap,
+			   const struct hi_sample *last, char *buf,
+			   size_t size)
 {
-	char b[32];
+	char m[32], hw[256], hw2[256], ev[320];
 
-	snprintf(buf, size, "%s/h", hi_size_str(v, 0, b, sizeof(b)));
-}
-
-static int findings(const struct fit *fit, const struct hi_sample *last,
-		    struct finding *out)
-{
-	char r[48], r2[48], m[32];
-	int n = 0;
-
-	if (fit[F_LIVE].grows) {
-		struct finding *x = &out[n++];
-
-		rate_str(fit[F_LIVE].slope, r, sizeof(r));
-		x->kind = "leak";
-		x->fig = F_LIVE;
-		x->rate = fit[F_LIVE].slope;
-		snprintf(x->message, sizeof(x->message), "live allocations "
-			 "grow %sat %s: likely a leak",
-			 fit[F_LIVE].nearly_every ? "steadily " : "", r);
-		if (fit[F_MMAP].grows) {
-			rate_str(fit[F_MMAP].slope, r2, sizeof(r2));
-			snprintf(x->message + strlen(x->message),
-				 sizeof(x->message) - strlen(x->message),
-				 " (in mmapped chunks: %s)", r2);
+	how(&fig[f], heap, hw, sizeof(hw));
+	switch (f) {
+	case F_LIVE:
+		/* Growth off a line may be a cache still filling. */
+		snprintf(buf, size, "live allocations grow %s: %s", hw,
+			 fig[F_LIVE].linear ? "likely a leak" : "a leak, or "
+			 "memory still warming up (a cache, a pool): watch "
+			 "longer to tell");
+		if (fig[F_MMAP].state == S_GROWS) {
+			how(&fig[F_MMAP], heap, hw2, sizeof(hw2));
+			snprintf(buf + strlen(buf), size - strlen(buf),
+				 "; in mmapped chunks: they grow %s", hw2);
 		}
-	}
-	if (fit[F_FREE].grows) {
-		struct finding *x = &out[n++];
-
-		rate_str(fit[F_FREE].slope, r, sizeof(r));
-		x->kind = "fragmentation";
-		x->fig = F_FREE;
-		x->rate = fit[F_FREE].slope;
+		break;
+	case F_FREE:
 		/*
 		 * What malloc_trim(0) would give back is not in a snapshot:
 		 * it returns the top chunk beyond M_TOP_PAD with brk and,
@@ -182,27 +309,190 @@ static int findings(const struct fit *fit, const struct hi_sample *last,
 		 * the free-retained bytes are the bound that can be
 		 * justified, and are named as a bound.
 		 */
-		snprintf(x->message, sizeof(x->message), "heap free space "
-			 "grows at %s while live bytes %s: fragmentation; "
-			 "malloc_trim(0) could give back at most %s, the "
-			 "free-retained bytes now (how much exactly depends on "
-			 "how many whole pages the free chunks span)", r,
-			 fit[F_LIVE].grows ? "grow too" : "are flat",
+		snprintf(buf, size, "heap free space grows %s while live "
+			 "bytes %s: fragmentation; malloc_trim(0) could give "
+			 "back at most %s, the free-retained bytes now (how "
+			 "much exactly depends on how many whole pages the "
+			 "free chunks span)", hw,
+			 fig[F_LIVE].state == S_GROWS ? "grow too"
+						      : "do not grow",
 			 hi_size_str((double)last->mi[HI_MI_FORDBLKS], 0, m,
 				     sizeof(m)));
+		break;
+	default:
+		snprintf(buf, size, "RSS grows outside the malloc heap %s "
+			 "(mmap of its own, thread stacks, another allocator, "
+			 "...)", hw);
+		break;
 	}
-	if (fit[F_OUTSIDE].have && fit[F_OUTSIDE].grows) {
-		struct finding *x = &out[n++];
+	evidence(&fig[f], ev, sizeof(ev));
+	snprintf(buf + strlen(buf), size - strlen(buf), "; %s", ev);
+}
 
-		rate_str(fit[F_OUTSIDE].slope, r, sizeof(r));
-		x->kind = "outside-heap";
-		x->fig = F_OUTSIDE;
-		x->rate = fit[F_OUTSIDE].slope;
-		snprintf(x->message, sizeof(x->message), "RSS grows outside "
-			 "the malloc heap at %s (mmap of its own, thread "
-			 "stacks, another allocator, ...)", r);
+/*
+ * The words for figure f in its state; "" for a flat figure, which the
+ * table says all about.
+ */
+static void statement(const struct fig *g, int f, double heap, char *buf,
+		      size_t size)
+{
+	char a[32], b[32], c[32], h[32], hw[256], ev[320];
+	const char *name = fig_words[f];
+
+	hi_size_str(g->first, 0, a, sizeof(a));
+	hi_size_str(g->last, 0, b, sizeof(b));
+	hi_size_str(g->change, 1, c, sizeof(c));
+	of_heap_str(g->change, heap, h, sizeof(h));
+	how(g, heap, hw, sizeof(hw));
+	evidence(g, ev, sizeof(ev));
+	switch (g->state) {
+	case S_GROWS:
+		snprintf(buf, size, "%s grow %s (%s)", name, hw, ev);
+		break;
+	case S_GROWS_SLIGHTLY:
+		snprintf(buf, size, "%s grow %s: too little to call growth "
+			 "yet (%s)", name, hw, ev);
+		break;
+	case S_FALLS:
+		snprintf(buf, size, "%s fall %s (%s)", name, hw, ev);
+		break;
+	case S_FALLS_SLIGHTLY:
+		snprintf(buf, size, "%s fall %s: little (%s)", name, hw, ev);
+		break;
+	case S_ROSE:
+		snprintf(buf, size, "%s rose from %s to %s (%s, %s of the "
+			 "heap) in one direction, but neither along a line "
+			 "nor in most intervals: a step, or a walk, not a "
+			 "steady trend (%s)", name, a, b, c, h, ev);
+		break;
+	case S_ROSE_SLIGHTLY:
+		snprintf(buf, size, "%s rose from %s to %s in one direction, "
+			 "but only by %s, %s of the heap (%s)", name, a, b, c,
+			 h, ev);
+		break;
+	case S_FELL:
+		snprintf(buf, size, "%s fell from %s to %s (%s, %s of the "
+			 "heap) in one direction, but neither along a line "
+			 "nor in most intervals (%s)", name, a, b, c, h, ev);
+		break;
+	case S_FELL_SLIGHTLY:
+		snprintf(buf, size, "%s fell from %s to %s in one direction, "
+			 "but only by %s, %s of the heap (%s)", name, a, b, c,
+			 h, ev);
+		break;
+	case S_SWINGS:
+		snprintf(buf, size, "%s moved from %s to %s (%s, %s of the "
+			 "heap) with no trend either way (neither the slope "
+			 "nor Mann-Kendall's test finds one at p < %g): it "
+			 "swings (%s)", name, a, b, c, h, ALPHA, ev);
+		break;
+	default:
+		buf[0] = '\0';
+		break;
 	}
-	return n;
+}
+
+/*
+ * The samples trend uses: consistent ones, in time order.  Return how
+ * many, or -1 after a message.
+ */
+static long usable(const char *path, const struct hi_series *s,
+		   const struct hi_sample **v, size_t *skipped, int *have_rss)
+{
+	size_t n = 0;
+
+	*skipped = 0;
+	*have_rss = 1;
+	for (size_t i = 0; i < s->n; i++) {
+		if (!s->v[i].has_mi) {
+			(*skipped)++;
+			continue;
+		}
+		/*
+		 * Two snapshots of one process cannot be of one moment (a
+		 * file written twice, or joined with itself), and a clock
+		 * that went back leaves no order to fit a line to: refused,
+		 * not merged or reordered, so that no figure is guessed.
+		 */
+		if (n && s->v[i].t == v[n - 1]->t) {
+			errmsg("'%s' line %lu: the same timestamp as line %lu "
+			       "(%s): two snapshots of one moment (a line "
+			       "written twice?); trend needs each at its own "
+			       "time", path, s->v[i].line, v[n - 1]->line,
+			       s->v[i].timestamp);
+			return -1;
+		}
+		if (n && s->v[i].t < v[n - 1]->t) {
+			errmsg("'%s' line %lu: its timestamp %s is earlier than "
+			       "line %lu's (%s): the clock went back while the "
+			       "series was written; trend needs them in order",
+			       path, s->v[i].line, s->v[i].timestamp,
+			       v[n - 1]->line, v[n - 1]->timestamp);
+			return -1;
+		}
+		v[n++] = &s->v[i];
+		*have_rss &= s->v[i].has_proc[HI_PROC_RSS];
+	}
+	return (long)n;
+}
+
+/*
+ * A byte count or rate as a JSON integer; one beyond 2^62 (a rate over
+ * snapshots a microsecond apart can be) as a real, never a wrapped one.
+ */
+static json_t *jbytes(double v)
+{
+	if (!isfinite(v))
+		return json_null();
+	if (fabs(v) >= 4611686018427387904.0)
+		return json_real(v);
+	return json_integer((json_int_t)llround(v));
+}
+
+static json_t *jp(double p)
+{
+	return isnan(p) ? json_null() : json_real(p);
+}
+
+static json_t *jreal(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *series_json(const struct fig *g, double heap)
+{
+	const struct hi_fit *t = &g->fit;
+
+	return json_pack(
+		"{s:o,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:I,s:b,s:s,s:o,s:b,"
+		"s:{s:o,s:f,s:f,s:f,s:o,s:o},s:{s:I,s:f,s:f,s:f},"
+		"s:{s:f,s:f},s:b}",
+		"first", jbytes(g->first),
+		"last", jbytes(g->last),
+		"change", jbytes(g->change),
+		"fitted_change", jbytes(g->fitted),
+		"fitted_of_heap", heap > 0 ? json_real(g->fitted / heap)
+					   : json_null(),
+		"bytes_per_hour", jbytes(t->slope),
+		"r2", t->r2,
+		"intervals", (json_int_t)t->intervals,
+		"rose", (json_int_t)t->rose,
+		"fell", (json_int_t)t->fell,
+		"nearly_every_interval", g->nearly_every,
+		"state", state_names[g->state],
+		"p_value", jp(g->p),
+		"grows", g->state == S_GROWS,
+		"line",
+		"t", t->t_tested ? jreal(t->t) : json_null(),
+		"df", t->df, "autocorrelation", t->r1,
+		"effective_samples", t->n_eff,
+		"p_rise", jp(t->p_line_up), "p_fall", jp(t->p_line_down),
+		"mann_kendall",
+		"s", (json_int_t)t->mk_s, "z", t->mk_z,
+		"p_rise", t->p_mk_up, "p_fall", t->p_mk_down,
+		"sign",
+		"p_rise", t->p_sign_up, "p_fall", t->p_sign_down,
+		"along_line", g->linear);
 }
 
 int hi_cmd_trend(int argc, char **argv)
@@ -213,15 +503,18 @@ int hi_cmd_trend(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t min_growth = DEFAULT_MIN_GROWTH;
+	uint64_t min_growth = 0;
 	struct hi_series s = { 0 };
 	const struct hi_sample **v = NULL;
-	struct fit fit[F_N];
+	double *x = NULL, *y = NULL;
+	struct fig fig[F_N];
 	struct finding fd[F_N];
+	char words[F_N][1536];
 	const char *path, *verdict = "steady";
-	size_t n = 0, skipped = 0;
-	int json = 0, c, rc = EXIT_FAILED, nf, dom = -1, have_rss = 1;
-	double span;
+	size_t skipped = 0;
+	long n;
+	int json = 0, c, rc = EXIT_FAILED, nf = 0, dom = -1, have_rss, ret;
+	double span, heap = 0, grow_min, swing_min;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -252,65 +545,114 @@ int hi_cmd_trend(int argc, char **argv)
 	if (hi_series_load(path, 0, &s))
 		return EXIT_FAILED;
 	v = calloc(s.n ? s.n : 1, sizeof(*v));
-	if (!v) {
+	x = calloc(s.n ? s.n : 1, sizeof(*x));
+	y = calloc(s.n ? s.n : 1, sizeof(*y));
+	if (!v || !x || !y) {
 		errmsg("out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < s.n; i++) {
-		if (s.v[i].pid != s.v[0].pid) {
-			errmsg("'%s' line %lu is of pid %d, line %lu of pid "
-			       "%d: the series mixes processes", path,
-			       s.v[i].line, s.v[i].pid, s.v[0].line,
-			       s.v[0].pid);
-			goto out;
-		}
-		if (!s.v[i].has_mi) {
-			skipped++;
-			continue;
-		}
-		if (n && s.v[i].t <= v[n - 1]->t) {
-			errmsg("'%s' line %lu: the timestamp is not later than "
-			       "the one before it", path, s.v[i].line);
-			goto out;
-		}
-		v[n++] = &s.v[i];
-		have_rss &= s.v[i].has_proc[HI_PROC_RSS];
-	}
+	n = usable(path, &s, v, &skipped, &have_rss);
+	if (n < 0)
+		goto out;
 	if (skipped)
 		errmsg("'%s': %zu snapshot%s not consistent (an arena busy "
 		       "or corrupt): left out", path, skipped,
 		       skipped == 1 ? " is" : "s are");
 	if (n < 3) {
-		errmsg("'%s' has %zu consistent snapshot%s: a trend needs at "
+		errmsg("'%s' has %ld consistent snapshot%s: a trend needs at "
 		       "least 3", path, n, n == 1 ? "" : "s");
 		goto out;
 	}
-	for (int f = 0; f < F_N; f++)
-		fit_line(v, n, f, min_growth, &fit[f]);
-	if (!have_rss) {
-		memset(&fit[F_OUTSIDE], 0, sizeof(fit[F_OUTSIDE]));
+	span = v[n - 1]->t - v[0]->t;
+	for (long i = 0; i < n; i++) {
+		x[i] = (v[i]->t - v[0]->t) / 3600.0;
+		heap += (double)hi_heap_bytes(v[i]);
+	}
+	heap /= (double)n;
+	grow_min = fmax(GROWTH_OF_HEAP * heap, (double)min_growth);
+	swing_min = SWING_OF_HEAP * heap;
+	memset(fig, 0, sizeof(fig));
+	for (int f = 0; f < F_N; f++) {
+		struct fig *g = &fig[f];
+
+		if (f == F_OUTSIDE && !have_rss)
+			continue;
+		for (long i = 0; i < n; i++)
+			y[i] = figure(v[i], f);
+		ret = hi_fit_series(x, y, (size_t)n, &g->fit);
+		if (ret) {
+			errmsg("'%s': %s", path, ret == -ENOMEM ? "out of "
+			       "memory" : "the timestamps do not increase");
+			goto out;
+		}
+		g->have = 1;
+		g->first = y[0];
+		g->last = y[n - 1];
+		g->change = y[n - 1] - y[0];
+		g->fitted = g->fit.slope * (span / 3600.0);
+		g->nearly_every = g->fit.rose >= NEARLY_EVERY *
+						 g->fit.intervals;
+		classify(g, grow_min, swing_min);
+	}
+	if (!have_rss)
 		errmsg("'%s': some snapshots have no RSS: RSS outside the "
 		       "heap is left out", path);
+
+	/* Growth along a line: the findings; the fastest is the verdict. */
+	for (int f = 0; f < F_N; f++) {
+		static const char *const kind[F_N] = {
+			"leak", "fragmentation", NULL, "outside-heap",
+		};
+
+		if (!kind[f] || !fig[f].have || fig[f].state != S_GROWS)
+			continue;
+		fd[nf].kind = kind[f];
+		fd[nf].fig = f;
+		fd[nf].rate = fig[f].fit.slope;
+		growth_message(fig, f, heap, v[n - 1], fd[nf].message,
+			       sizeof(fd[nf].message));
+		nf++;
 	}
-	nf = findings(fit, v[n - 1], fd);
-	/* The dominant finding: the one that grows fastest. */
 	for (int i = 0; i < nf; i++)
 		if (dom < 0 || fd[i].rate > fd[dom].rate)
 			dom = i;
-	if (dom >= 0)
+	if (dom >= 0) {
 		verdict = fd[dom].kind;
-	span = v[n - 1]->t - v[0]->t;
+	} else {
+		/* No steady growth: what the figures that count did. */
+		static const int counted[] = { F_LIVE, F_FREE, F_OUTSIDE };
+		int rose = 0, fell = 0, swings = 0;
+
+		for (size_t i = 0; i < 3; i++) {
+			const struct fig *g = &fig[counted[i]];
+
+			if (!g->have)
+				continue;
+			rose |= g->state == S_ROSE;
+			fell |= g->state == S_FALLS || g->state == S_FELL;
+			swings |= g->state == S_SWINGS;
+		}
+		verdict = rose ? "growing" : fell ? "shrinking"
+			: swings ? "fluctuating" : "steady";
+	}
+	for (int f = 0; f < F_N; f++) {
+		words[f][0] = '\0';
+		if (fig[f].have && !(fig[f].state == S_GROWS && f != F_MMAP))
+			statement(&fig[f], f, heap, words[f],
+				  sizeof(words[f]));
+	}
 
 	if (json) {
 		json_t *o = json_object(), *jf = json_array(),
-		       *sl = json_object(), *ser = json_object();
+		       *sl = json_object(), *ser = json_object(),
+		       *st = json_array();
 
 		json_object_set_new(o, "schema",
 				    json_string("heapinspect/trend/v1"));
 		json_object_set_new(o, "file", json_string(path));
 		json_object_set_new(o, "pid", json_integer(v[0]->pid));
 		json_object_set_new(o, "comm", json_string(v[0]->comm));
-		json_object_set_new(o, "samples", json_integer((json_int_t)n));
+		json_object_set_new(o, "samples", json_integer(n));
 		json_object_set_new(o, "skipped",
 				    json_integer((json_int_t)skipped));
 		json_object_set_new(o, "first", json_string(v[0]->timestamp));
@@ -320,33 +662,32 @@ int hi_cmd_trend(int argc, char **argv)
 		json_object_set_new(o, "verdict", json_string(verdict));
 		for (int i = 0; i < nf; i++)
 			json_array_append_new(jf, json_pack(
-				"{s:s,s:s,s:I,s:s}", "kind", fd[i].kind,
+				"{s:s,s:s,s:o,s:f,s:s}", "kind", fd[i].kind,
 				"figure", fig_names[fd[i].fig],
-				"bytes_per_hour",
-				(json_int_t)llround(fd[i].rate), "message",
-				fd[i].message));
+				"bytes_per_hour", jbytes(fd[i].rate), "p_value",
+				fig[fd[i].fig].p, "message", fd[i].message));
 		json_object_set_new(o, "findings", jf);
+		for (int f = 0; f < F_N; f++)
+			if (words[f][0])
+				json_array_append_new(st,
+						      json_string(words[f]));
+		json_object_set_new(o, "statements", st);
 		for (int f = 0; f < F_N; f++) {
-			json_int_t slope = (json_int_t)llround(fit[f].slope);
-
-			json_object_set_new(sl, slope_names[f], fit[f].have ?
-					    json_integer(slope) : json_null());
-			json_object_set_new(ser, fig_names[f], !fit[f].have ?
-				json_null() : json_pack(
-				"{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:b,s:b}",
-				"first", (json_int_t)llround(fit[f].first),
-				"last", (json_int_t)llround(fit[f].last),
-				"bytes_per_hour",
-				(json_int_t)llround(fit[f].slope),
-				"r2", fit[f].r2,
-				"intervals", (json_int_t)fit[f].intervals,
-				"rose", (json_int_t)fit[f].rose,
-				"fell", (json_int_t)fit[f].fell,
-				"nearly_every_interval", fit[f].nearly_every,
-				"grows", fit[f].grows));
+			json_object_set_new(sl, slope_names[f], fig[f].have ?
+					    jbytes(fig[f].fit.slope) :
+					    json_null());
+			json_object_set_new(ser, fig_names[f], fig[f].have ?
+					    series_json(&fig[f], heap) :
+					    json_null());
 		}
 		json_object_set_new(o, "slopes", sl);
 		json_object_set_new(o, "series", ser);
+		json_object_set_new(o, "heap_bytes", jbytes(heap));
+		json_object_set_new(o, "alpha", json_real(ALPHA));
+		json_object_set_new(o, "growth_threshold_bytes",
+				    jbytes(grow_min));
+		json_object_set_new(o, "swing_threshold_bytes",
+				    jbytes(swing_min));
 		json_object_set_new(o, "min_growth_bytes",
 				    json_integer((json_int_t)min_growth));
 		if (json_dumpf(o, stdout, JSON_INDENT(2) |
@@ -356,30 +697,44 @@ int hi_cmd_trend(int argc, char **argv)
 		}
 		json_decref(o);
 	} else {
-		printf("'%s': %zu snapshots of pid %d (%s) over %.1f s (%.2f "
-		       "h), %s to %s\n\n", path, n, v[0]->pid, v[0]->comm,
-		       span, span / 3600, v[0]->timestamp,
-		       v[n - 1]->timestamp);
-		printf("%-20s %12s %12s %14s %6s %10s  %s\n", "figure",
-		       "first", "last", "slope", "R^2", "rose in", "grows");
-		for (int f = 0; f < F_N; f++) {
-			char a[32], b[32], r[48], ri[32];
+		char hb[32], gb[32], sb[32];
 
-			if (!fit[f].have) {
-				printf("%-20s %12s\n", fig_names[f],
+		printf("'%s': %ld snapshots of pid %d (%s) over %.1f s (%.2f "
+		       "h), %s to %s\n", path, n, v[0]->pid, v[0]->comm, span,
+		       span / 3600, v[0]->timestamp, v[n - 1]->timestamp);
+		printf("heap (arena + hblkhd) %s on average: a change counts "
+		       "from %s%s, a swing from %s; tests one-sided at p < "
+		       "%g\n\n", hi_size_str(heap, 0, hb, sizeof(hb)),
+		       hi_size_str(grow_min, 0, gb, sizeof(gb)),
+		       min_growth && grow_min == (double)min_growth
+		       ? " (--min-growth)" : " (1% of it)",
+		       hi_size_str(swing_min, 0, sb, sizeof(sb)), ALPHA);
+		printf("%-18s %10s %10s %13s %5s %9s %8s %8s %8s %7s  %s\n",
+		       "figure", "first", "last", "slope", "R^2", "rose/fell",
+		       "p slope", "p dir", "p intv", "of heap", "state");
+		for (int f = 0; f < F_N; f++) {
+			const struct fig *g = &fig[f];
+			char a[32], b[32], r[48], ri[32], p1[16], p2[16],
+			     p3[16], h[16];
+
+			if (!g->have) {
+				printf("%-18s %10s\n", fig_names[f],
 				       "(no RSS)");
 				continue;
 			}
-			rate_str(fit[f].slope, r, sizeof(r));
-			snprintf(ri, sizeof(ri), "%lu/%lu", fit[f].rose,
-				 fit[f].intervals);
-			printf("%-20s %12s %12s %14s %6.3f %10s  %s\n",
-			       fig_names[f],
-			       hi_size_str(fit[f].first, 0, a, sizeof(a)),
-			       hi_size_str(fit[f].last, 0, b, sizeof(b)), r,
-			       fit[f].r2, ri, fit[f].grows ?
-			       (fit[f].nearly_every ? "yes, in nearly every "
-				"interval" : "yes") : "no");
+			rate_str(g->fit.slope, r, sizeof(r));
+			snprintf(ri, sizeof(ri), "%lu/%lu", g->fit.rose,
+				 g->fit.fell);
+			printf("%-18s %10s %10s %13s %5.3f %9s %8s %8s %8s "
+			       "%7s  %s\n", fig_names[f],
+			       hi_size_str(g->first, 0, a, sizeof(a)),
+			       hi_size_str(g->last, 0, b, sizeof(b)), r,
+			       g->fit.r2, ri,
+			       p_str(p_line(g), p1, sizeof(p1)),
+			       p_str(p_mk(g), p2, sizeof(p2)),
+			       p_str(p_sign(g), p3, sizeof(p3)),
+			       of_heap_str(g->change, heap, h, sizeof(h)),
+			       state_names[g->state]);
 		}
 		printf("\nverdict: %s\n", verdict);
 		if (dom >= 0)
@@ -387,23 +742,24 @@ int hi_cmd_trend(int argc, char **argv)
 		for (int i = 0; i < nf; i++)
 			if (i != dom)
 				printf("  also: %s\n", fd[i].message);
-		if (dom < 0) {
-			char g[32];
-
-			printf("  no figure grew by %s or more along a line: "
-			       "steady\n", hi_size_str((double)min_growth, 0,
-						       g, sizeof(g)));
-		}
+		for (int f = 0; f < F_N; f++)
+			if (words[f][0])
+				printf("  %s\n", words[f]);
+		if (!strcmp(verdict, "steady"))
+			printf("  no figure moved in one direction by %s or "
+			       "more, nor by %s without one\n", gb, sb);
 	}
 	if (fflush(stdout) != 0)
 		goto write_error;
-	rc = dom >= 0 ? 1 : EXIT_OK;
+	rc = dom >= 0 || !strcmp(verdict, "growing") ? 1 : EXIT_OK;
 	goto out;
 write_error:
 	errmsg("cannot write the report: %s", lower(strerror(errno)));
 	rc = EXIT_FAILED;
 out:
 	free(v);
+	free(x);
+	free(y);
 	hi_series_free(&s);
 	return rc;
 }

@@ -295,7 +295,8 @@ int hi_trim_main(int argc, char **argv)
 	unsigned timeout_ms = 5000, stop_timeout_ms = 2000;
 	struct trim_result res;
 	struct hi_procinfo info;
-	char detail[4096];
+	char detail[4096], kind_detail[512], comm[256];
+	int kind;
 	uint64_t pad = 0;
 	unsigned long v;
 	pid_t pid = 0;
@@ -310,6 +311,7 @@ int hi_trim_main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			pid = (pid_t)v;
+			hi_pid_resolve(&pid);
 			break;
 		case 'P':
 			if (parse_uint(optarg, UINT64_MAX / 2, &v)) {
@@ -364,6 +366,14 @@ int hi_trim_main(int argc, char **argv)
 		ret = -HI_E_ZOMBIE;
 	memset(&res, 0, sizeof(res));
 	detail[0] = '\0';
+	/* Another architecture or libc: say so before anything else. */
+	kind = ret ? 0 : hi_exe_check(pid, kind_detail, sizeof(kind_detail));
+	if (kind == -HI_E_UNSUPPORTED) {
+		errmsg("pid %d (%s) %s", (int)pid,
+		       hi_safe_str(info.comm, comm, sizeof(comm)),
+		       kind_detail);
+		return EXIT_FAILED;
+	}
 	if (ret == 0)
 		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
 			      stop_timeout_ms, &res, detail, sizeof(detail));
@@ -381,6 +391,16 @@ int hi_trim_main(int argc, char **argv)
 			       "where it was by itself when it ends",
 			       (int)pid, res.rep.function, timeout_ms,
 			       (int)res.rep.thread);
+		else if (ret == -HI_E_OTHERALLOC)
+			errmsg("pid %d (%s) does not use glibc's malloc: it "
+			       "uses %s; heapinspect reads glibc's allocator "
+			       "only", (int)pid,
+			       hi_safe_str(info.comm, comm, sizeof(comm)),
+			       detail);
+		else if (ret == -HI_E_NOLIBC && kind == -HI_E_STATIC)
+			errmsg("pid %d (%s) %s", (int)pid,
+			       hi_safe_str(info.comm, comm, sizeof(comm)),
+			       kind_detail);
 		else if (ret == -EPERM || ret == -EACCES)
 			errmsg("cannot attach to pid %d: %s (run as root or "
 			       "with CAP_SYS_PTRACE; see heapinspect --help)",

@@ -171,7 +171,9 @@ static void watch_usage(FILE *out)
 "  --format jsonl        (default) append one snapshot per line to FILE\n"
 "                        (JSON Lines, schema heapinspect/snapshot/v1),\n"
 "                        flushed after each: a crash or a full disk loses\n"
-"                        at most the line being written\n"
+"                        at most the line being written; a FILE of\n"
+"                        another process (pid, start time, program) is\n"
+"                        refused, left as it was\n"
 "  --format openmetrics  replace FILE atomically with the latest snapshot\n"
 "                        in the Prometheus / OpenMetrics text format, for\n"
 "                        node_exporter's textfile collector\n"
@@ -193,10 +195,11 @@ static void watch_usage(FILE *out)
 "recorded as allocator.method \"call\" with its method_reason.\n"
 "\n"
 "exit status: 0 stopped at --count or --duration or by SIGINT, SIGTERM or\n"
-"SIGHUP; 2 no sample could be taken at all, no process to watch, or FILE\n"
-"could not be written (a new FILE is then removed); 3 the process given\n"
-"with -p exited (after at least one sample; recorded in FILE); 64 wrong\n"
-"usage.\n");
+"SIGHUP; 2 no sample could be taken at all, no process to watch, FILE\n"
+"could not be written (a new FILE is then removed) or holds another\n"
+"process's snapshots; 3 the process given with -p exited, or its pid\n"
+"became another process's (after at least one sample; recorded in FILE);\n"
+"64 wrong usage.\n");
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -226,6 +229,8 @@ struct watch {
 	uint64_t first_live, first_free, first_rss;
 	pid_t pid;
 	char comm[64];
+	struct hi_sample me;     /* who the process was at the start */
+	char why[512];           /* why a sample was not of it */
 };
 
 static void status_clear(struct watch *w)
@@ -371,6 +376,102 @@ static void unlink_if_empty(int fd, const char *path)
 		unlink(path);
 }
 
+/* The process being watched, as a sample of the file would say it. */
+static void target_identity(pid_t pid, struct hi_sample *me)
+{
+	char path[64];
+	struct hi_procinfo info;
+	struct hi_procid id;
+	ssize_t n;
+
+	memset(me, 0, sizeof(*me));
+	me->pid = (int)pid;
+	if (hi_proc_info(pid, &info) == 0)
+		snprintf(me->comm, sizeof(me->comm), "%s", info.comm);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, me->exe, sizeof(me->exe) - 1);
+	me->exe[n > 0 ? n : 0] = '\0';
+	if (hi_proc_id(pid, &id) == 0 && id.boot_id[0]) {
+		me->has_id = 1;
+		me->start_ticks = id.start_ticks;
+		snprintf(me->boot_id, sizeof(me->boot_id), "%s", id.boot_id);
+	}
+}
+
+/*
+ * watch -o appends: never to a file that holds another process's
+ * snapshots (another pid, or the same pid reused by another process or
+ * running another program), which diff, trend and plot would refuse.  A
+ * file that is not a series at all is refused too.  0, or EXIT_FAILED
+ * after a message.
+ */
+static int check_append(const char *path, pid_t pid)
+{
+	struct hi_series s;
+	struct hi_series_err err;
+	struct hi_sample me;
+	struct stat st;
+	char why[512];
+	int rc = 0;
+
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0;
+	if (hi_series_read(path, 0, &s, &err)) {
+		if (err.line)
+			errmsg("cannot append to '%s': line %lu: %s; give -o a "
+			       "new file or a series of this process", path,
+			       err.line, err.msg);
+		else
+			errmsg("cannot append to '%s': %s", path,
+			       lower(err.msg));
+		return EXIT_FAILED;
+	}
+	if (s.single) {
+		errmsg("cannot append to '%s': it is one JSON document (from "
+		       "snapshot -o or --json), not JSON Lines; give -o a new "
+		       "file or a series of this process", path);
+		rc = EXIT_FAILED;
+	} else if (s.n) {
+		const struct hi_sample *last = &s.v[s.n - 1];
+
+		target_identity(pid, &me);
+		if (!hi_sample_same_process(last, &me, why, sizeof(why))) {
+			char safe[1024];
+
+			errmsg("cannot append to '%s': it holds snapshots of "
+			       "another process (line %lu): this is %s; a "
+			       "series holds one process: give -o a new file",
+			       path, last->line,
+			       hi_safe_str(why, safe, sizeof(safe)));
+			rc = EXIT_FAILED;
+		}
+	}
+	hi_series_free(&s);
+	return rc;
+}
+
+/*
+ * Whether snapshot s is of the process the watch started on: the kernel
+ * may give its pid to another process once it has exited, and an execve
+ * keeps the pid for another program.  0 with w->why filled when not.
+ */
+static int same_target(struct watch *w, const struct hi_snapshot *s)
+{
+	struct hi_sample now;
+
+	memset(&now, 0, sizeof(now));
+	now.pid = (int)s->pid;
+	snprintf(now.comm, sizeof(now.comm), "%.63s", s->comm);
+	snprintf(now.exe, sizeof(now.exe), "%.511s", s->exe);
+	if (s->have_id) {
+		now.has_id = 1;
+		now.start_ticks = s->id.start_ticks;
+		snprintf(now.boot_id, sizeof(now.boot_id), "%s",
+			 s->id.boot_id);
+	}
+	return hi_sample_same_process(&w->me, &now, w->why, sizeof(w->why));
+}
+
 static int target_gone(int code)
 {
 	return code == -HI_E_EXITED || code == -ESRCH || code == -HI_E_ZOMBIE;
@@ -398,6 +499,7 @@ static int on_gone(struct watch *w, struct hi_follow *f,
 			errmsg("%s", msg);
 			w->pid = o->pid;
 			w->have_first = 0;
+			target_identity(o->pid, &w->me);
 			ret = write_event(w, "resolved", msg);
 		}
 		if (!ret)
@@ -516,12 +618,16 @@ int hi_cmd_watch(int argc, char **argv)
 		return hi_usage_hint("watch");
 	}
 	w.pid = o.pid;
+	target_identity(o.pid, &w.me);
 	w.status = isatty(2);
 	if (!w.openmetrics) {
 		size_t cut;
 		struct stat st;
 
 		w.created = stat(w.path, &st) != 0 && errno == ENOENT;
+		ret = check_append(w.path, o.pid);
+		if (ret)
+			return ret;
 		w.fd = hi_append_open(w.path, &cut);
 		if (w.fd < 0) {
 			errmsg("cannot open '%s': %s", w.path,
@@ -582,6 +688,27 @@ int hi_cmd_watch(int argc, char **argv)
 			status_clear(&w);
 			report_error(&o, &err, &s);
 			ret = write_event(&w, "error", hi_strerror(ret));
+		} else if (!same_target(&w, &s)) {
+			char safe[1024];
+
+			/*
+			 * The pid is another process's now, or another
+			 * program's: what was watched has gone.
+			 */
+			hi_snapshot_free(&s);
+			status_clear(&w);
+			errmsg("pid %d is not the process watched any more (%s): "
+			       "it exited after %lu sample%s", (int)o.pid,
+			       hi_safe_str(w.why, safe, sizeof(safe)),
+			       w.samples, w.samples == 1 ? "" : "s");
+			ret = write_event(&w, "exited", w.why);
+			rc = EXIT_EXITED;
+			if (ret) {
+				errmsg("cannot write '%s': %s", w.path,
+				       lower(strerror(-ret)));
+				rc = EXIT_FAILED;
+			}
+			break;
 		} else {
 			snprintf(w.comm, sizeof(w.comm), "%s", s.comm);
 			ret = write_sample(&w, &s);

@@ -3,9 +3,12 @@
 # (as root): the compiler and CMake, elfutils and jansson, glibc's debug
 # information (libc6-dbg, matching the installed libc6), the tools the
 # tests drive (promtool from prometheus checks the OpenMetrics file,
-# rsvg-convert from librsvg2-bin renders the plot), what the install tests
-# use (setcap, useradd, man, zsh, systemd-analyze, debootstrap), and clang
-# with its libFuzzer runtime for the fuzz targets.  Safe to run again.
+# rsvg-convert from librsvg2-bin renders the plot, gdb finds a member of
+# glibc's malloc state for live.info_checks, gcc-multilib and musl-tools
+# build the 32-bit and musl programs live.errors.* must see refused), what
+# the install tests use (setcap, useradd, man, zsh, systemd-analyze,
+# debootstrap), and clang with its libFuzzer runtime for the fuzz targets.
+# Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
 	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
@@ -17,7 +20,7 @@ apt-get install -y -q --no-install-recommends \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
-	python3 util-linux libjemalloc2 \
+	python3 util-linux libjemalloc2 gdb gcc-multilib musl-tools \
 	prometheus librsvg2-bin \
 	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring \

@@ -6,6 +6,8 @@ mallinfo2() figures.
                [--debuginfo-path DIR] [--snapshots N] [--extra-arg ARG ...]
                [--located-by dwarf|debuginfod|builtin] [--glibc VERSION]
                [--method read|call] [--method-reason TEXT]
+               [--quiesce-every K] [--min-consistent PCT]
+               [--max-timeouts N]
 
 Starts `hi_target S`, waits for its ready line, runs
 `heapinspect -p PID --json [...]` N times (default 1) and checks each
@@ -14,9 +16,17 @@ the low 32 bits), the per-arena sums against the totals, the process
 figures.  Then the target must report the same figures again, answer
 `check` with ok and exit with status 0.  With --glibc (the target's glibc,
 from its package, not from heapinspect), the scenario is also checked to
-build the heap it is meant to, by the target's own figures.  For the `busy` scenario
-(api=none) the target has no figures to compare: only the snapshot's own
-consistency is checked.
+build the heap it is meant to, by the target's own figures.
+
+The busy scenarios (busy, busy16, churn: api=none) change their heap all
+the time, so their figures are truth only at moments the target controls:
+every K-th snapshot (--quiesce-every, default 10; the first is one) is
+taken after `pause`, which parks every worker outside malloc and reports
+the target's own mallinfo2(); that snapshot must be complete (exit 0)
+and equal to it, figure for figure; then `resume`.  The snapshots in between, of a target that
+allocates all the time, may find an arena busy in every attempt (exit 1,
+no figures); at least PCT percent of them (--min-consistent) must be
+consistent, and at most N stops (--max-timeouts, default 0) may time out.
 
 Exit status 0 on pass, 1 on any mismatch or failure.
 """
@@ -325,23 +335,39 @@ def run(args):
                                 args.extra_arg)
         cache = tempfile.TemporaryDirectory(prefix="hi-cache-")
         env = heapinspect_env(cache.name)
-        consistent = timeouts = 0
+        failed = []
+        consistent = timeouts = busy_n = quiesced = 0
+        busy = ready["api"] == "none"
+        if busy and not args.quiesce_every:
+            # Never a busy run without the target's own figures.
+            args.quiesce_every = 10
         for i in range(args.snapshots):
+            truth = ready
+            paused = busy and i % args.quiesce_every == 0
+            if paused:
+                # A moment the target controls: its workers parked, its
+                # own mallinfo2() the truth.
+                target.send("pause")
+                truth = target.wait_ready(60)
+                if truth["api"] == "none":
+                    raise Failure("target: pause gave no figures")
             # A target that keeps allocating may hold a lock in every
             # attempt: then exit 1 with the arena marked busy is right.
             try:
                 snap, elapsed, err = run_heapinspect(
-                    argv, 120, (0, 1) if ready["api"] == "none" else (0,),
+                    argv, 120, (0, 1) if busy and not paused else (0,),
                     env)
             except Failure as e:
                 # The bound on the stop doing its job: heapinspect let the
                 # target go and said so (its state is checked at the end).
-                if not (args.allow_timeout and
-                        "did not stop within" in str(e)):
+                if paused or "did not stop within" not in str(e):
                     raise
                 timeouts += 1
                 print("snapshot %d/%d: %s" % (i + 1, args.snapshots,
                                               str(e).splitlines()[-1]))
+                if timeouts > args.max_timeouts:
+                    raise Failure("%d stops timed out, more than the %d "
+                                  "allowed" % (timeouts, args.max_timeouts))
                 continue
             # --quiet: a line every 500 snapshots, and every problem.
             loud = not args.quiet or (i + 1) % 500 == 0
@@ -352,23 +378,42 @@ def run(args):
                          else None))
             if err and loud:
                 print("  heapinspect stderr: %s" % err)
-            if args.quiet:
+            if args.quiet and not (paused and quiesced == 0):
                 with contextlib.redirect_stdout(io.StringIO()):
-                    problems = check_snapshot(snap, ready, pid,
+                    problems = check_snapshot(snap, truth, pid,
                                               args.located_by, args.method,
                                               args.method_reason)
             else:
-                problems = check_snapshot(snap, ready, pid, args.located_by,
+                if paused:
+                    print("  (taken while the target's workers were "
+                          "parked: against its own mallinfo2())")
+                problems = check_snapshot(snap, truth, pid, args.located_by,
                                           args.method, args.method_reason)
-            if isinstance(snap, dict) and snap.get("consistent") is True:
-                consistent += 1
+            if paused:
+                quiesced += 1
+                target.send("resume")
+                answer = target.readline(60)
+                if answer != "resumed":
+                    raise Failure("target: resume answered %r" % answer)
+            elif busy:
+                busy_n += 1
+                if isinstance(snap, dict) and \
+                        snap.get("consistent") is True:
+                    consistent += 1
             for p in problems:
                 print("  FAIL snapshot %d: %s" % (i + 1, p))
             failed += ["snapshot %d: %s" % (i + 1, p) for p in problems]
-        print("%d snapshots: %d consistent, %d with an arena busy in "
-              "every attempt (no figures), %d stops timed out"
-              % (args.snapshots, consistent,
-                 args.snapshots - consistent - timeouts, timeouts))
+        if busy:
+            print("%d snapshots: %d while the target was paused, all "
+                  "checked against its own figures; of the %d while it "
+                  "ran, %d consistent, %d with an arena busy in every "
+                  "attempt (no figures); %d stops timed out"
+                  % (args.snapshots, quiesced, busy_n, consistent,
+                     busy_n - consistent, timeouts))
+            if busy_n and consistent * 100 < args.min_consistent * busy_n:
+                failed.append("only %d of %d snapshots of the running "
+                              "target were consistent, fewer than %d%%"
+                              % (consistent, busy_n, args.min_consistent))
 
         if ready["api"] != "none":
             again = target.report()
@@ -403,9 +448,17 @@ def main():
     ap.add_argument("--glibc", help="the target's glibc version (from "
                     "its package): check that the scenario built the heap "
                     "it is meant to")
-    ap.add_argument("--allow-timeout", action="store_true",
-                    help="a stop that timed out (exit 2, the target "
-                    "released) is counted, not a failure")
+    ap.add_argument("--max-timeouts", type=int, default=0,
+                    help="how many stops of the running target may time "
+                    "out (exit 2, the target released) before the test "
+                    "fails; none while it is paused")
+    ap.add_argument("--quiesce-every", type=int, default=0,
+                    help="busy scenarios: every K-th snapshot is taken "
+                    "while the target is paused, against its own "
+                    "mallinfo2()")
+    ap.add_argument("--min-consistent", type=int, default=0,
+                    help="busy scenarios: the percentage of snapshots of "
+                    "the running target that must be consistent")
     ap.add_argument("--target-nice", type=int, default=0,
                     help="run the target at this nice value: on a small "
                     "machine its busy threads would otherwise starve "

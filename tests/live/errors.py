@@ -3,8 +3,19 @@
 that, when alive, runs on untouched (not stopped, not traced by us, its
 data intact).
 
+    errors.py --heapinspect BIN --target BIN --static-target BIN
+              --other-source hi_other.c [--case NAME ...]
+
 Each case prints PASS, FAIL or SKIP with the reason; a SKIP is never counted
-as a pass.  Exit 0 only when no case failed and at least one passed.
+as a pass.  --case runs only the cases named (tests/CMakeLists.txt runs each
+as a test of its own, live.errors.NAME, so that a skip shows as one); all of
+them without it.  Exit 1 when a case failed; else 77 when a case was
+skipped (the output says why); else 0.
+
+Programs heapinspect does not read are built here from hi_other.c: a
+32-bit x86 one with `gcc -m32` (Debian's gcc-multilib), a musl one and a
+static musl one with `musl-gcc` (musl-tools); a compiler that is missing is
+a skip that says so.
 """
 
 import argparse
@@ -24,6 +35,7 @@ import hi_live  # noqa: E402
 from hi_live import FIGURES, Failure, Target  # noqa: E402
 
 EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 1, 2, 64
+SKIP = 77
 
 results = {"pass": 0, "fail": 0, "skip": 0}
 
@@ -87,6 +99,11 @@ def main():
     ap.add_argument("--heapinspect", required=True)
     ap.add_argument("--target", required=True)
     ap.add_argument("--static-target")
+    ap.add_argument("--other-source",
+                    default=os.path.join(os.path.dirname(os.path.abspath(
+                        __file__)), "..", "targets", "hi_other.c"))
+    ap.add_argument("--case", action="append", default=[],
+                    help="run only this case (repeatable)")
     args = ap.parse_args()
     hi = args.heapinspect
     env = dict(os.environ)
@@ -221,11 +238,9 @@ def main():
                           "libjemalloc2): this case must run")
 
         def fn(t):
-            rc, _, err = run([hi, "-p", str(t.pid)], env)
-            expect(rc, err, EXIT_FAILED,
-                   [r"pid %d does not use glibc's malloc: it uses jemalloc "
-                    r"\(.*libjemalloc.so.2 is mapped\)" % t.pid])
-            untouched(t)
+            refused(t, "hi_target", r"does not use glibc's malloc: it uses "
+                    r"jemalloc \(.*/libjemalloc\.so\.2 is mapped\); "
+                    r"heapinspect reads glibc's allocator only")
         return with_target("small_frees", fn, extra_env={"LD_PRELOAD": lib})
 
     def static():
@@ -233,11 +248,72 @@ def main():
             raise Failure("no --static-target given")
 
         def fn(t):
-            rc, _, err = run([hi, "-p", str(t.pid)], env)
-            expect(rc, err, EXIT_FAILED,
-                   [r"pid %d is statically linked" % t.pid])
-            untouched(t)
+            name = os.path.basename(args.static_target)[:15]
+            refused(t, name, r"is a statically linked glibc program: "
+                    r"heapinspect reads glibc's malloc through the "
+                    r"libc.so.6 mapped in a process, and a static program "
+                    r"has none")
         return with_target("small_frees", fn, argv0=args.static_target)
+
+    builddir = tempfile.TemporaryDirectory(prefix="hi-errors-build-")
+
+    def build_other(name, cc):
+        """hi_other.c built with cc (a list); (path, None), or (None, why
+        it cannot be built)."""
+        exe = os.path.join(builddir.name, name)
+        try:
+            res = subprocess.run(cc + ["-O1", "-o", exe, args.other_source],
+                                 capture_output=True, timeout=120,
+                                 text=True)
+        except FileNotFoundError:
+            return None, "%s is not installed" % cc[0]
+        if res.returncode != 0:
+            return None, "%s cannot build a program: %s" % (
+                " ".join(cc), res.stderr.strip().splitlines()[-1]
+                if res.stderr.strip() else "exit %d" % res.returncode)
+        return exe, None
+
+    def refused(t, name, what):
+        """Every way of reading t is refused with one line that names what
+        it is (and nothing about debug information), exit 2; t runs on."""
+        pid = str(t.pid)
+        for argv in ([hi, "-p", pid], [hi, "info", "-p", pid],
+                     [hi, "-p", pid, "--method", "call"],
+                     [hi, "trim", "-p", pid], [hi, "-p", pid, "--json"]):
+            rc, out, err = run(argv, env)
+            expect(rc, err, EXIT_FAILED,
+                   [r"^heapinspect: pid %d \(%s\) %s\n$"
+                    % (t.pid, re.escape(name), what)])
+            if out.strip():
+                raise Failure("%s printed: %r" % (" ".join(argv), out[:200]))
+            if "debug" in err:
+                raise Failure("%s speaks of debug information: %s"
+                              % (" ".join(argv), err.strip()))
+        print("  %s" % err.strip())
+        untouched(t)
+
+    def other(name, cc, what):
+        exe, why = build_other(name, cc)
+        if exe is None:
+            return "%s; install it (tests/setup-debian.sh does)" % why
+        return with_target("", lambda t: refused(t, name[:15], what), argv0=exe)
+
+    def i386():
+        return other("hi_other32", ["gcc", "-m32"],
+                     r"is a 32-bit x86 \(i386\) program: heapinspect reads "
+                     r"x86_64 processes only")
+
+    def musl():
+        return other("hi_other_musl", ["musl-gcc"],
+                     r"is a musl program \(its loader is "
+                     r"/lib/ld-musl-x86_64\.so\.1\): heapinspect reads "
+                     r"glibc's malloc only")
+
+    def static_musl():
+        return other("hi_other_musl_static", ["musl-gcc", "-static"],
+                     r"is statically linked, and not with glibc \(musl or "
+                     r"another libc\): heapinspect reads glibc's malloc "
+                     r"only")
 
     def no_debuginfo():
         # No debug information is no longer an error: the built-in
@@ -332,20 +408,37 @@ def main():
                 t.kill()
         print("  outcomes: %s" % outcomes)
 
-    case("usage errors", usage)
-    case("no such pid", no_such_pid)
-    case("kernel thread", kernel_thread)
-    case("zombie", zombie)
-    case("permission denied", permission)
-    case("another tracer", other_tracer)
-    case("jemalloc preloaded", jemalloc)
-    case("statically linked", static)
-    case("no debug information", no_debuginfo)
-    case("a call that outlives --timeout", call_outlives_timeout)
-    case("target exits while read", exits_while_read)
+    cases = [
+        ("usage", usage),
+        ("no_such_pid", no_such_pid),
+        ("kernel_thread", kernel_thread),
+        ("zombie", zombie),
+        ("permission", permission),
+        ("other_tracer", other_tracer),
+        ("jemalloc", jemalloc),
+        ("static", static),
+        ("static_musl", static_musl),
+        ("i386", i386),
+        ("musl", musl),
+        ("no_debuginfo", no_debuginfo),
+        ("call_outlives_timeout", call_outlives_timeout),
+        ("exits_while_read", exits_while_read),
+    ]
+    names = [n for n, _ in cases]
+    for c in args.case:
+        if c not in names:
+            ap.error("no case %r; cases: %s" % (c, " ".join(names)))
+    for name, fn in cases:
+        if not args.case or name in args.case:
+            case(name, fn)
+    builddir.cleanup()
     print("%d passed, %d failed, %d skipped"
           % (results["pass"], results["fail"], results["skip"]))
-    return 1 if results["fail"] or not results["pass"] else 0
+    if results["fail"]:
+        return 1
+    if results["skip"] or not results["pass"]:
+        return SKIP
+    return 0
 
 
 if __name__ == "__main__":

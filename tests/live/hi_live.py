@@ -57,8 +57,9 @@ def parse_ready(line):
 class Target:
     """hi_target SCENARIO, with its stdin and stdout on pipes."""
 
-    def __init__(self, path, scenario, nice=0):
-        self.proc = subprocess.Popen([path, scenario], stdin=subprocess.PIPE,
+    def __init__(self, path, scenario, nice=0, args=()):
+        self.proc = subprocess.Popen([path, scenario] + list(args),
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, bufsize=0,
                                      preexec_fn=(lambda: os.nice(nice))
                                      if nice else None)

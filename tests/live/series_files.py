@@ -9,6 +9,10 @@ Known answers: a series whose live bytes grow by exactly 1 MiB a minute
 grows while the heap stays, a flat one; inconsistent snapshots (mallinfo2
 null) among them are left out.
 
+Files that mix processes (another pid, the same pid with another start
+time or boot, another executable) are refused by trend, diff and plot,
+which name the line where the other process starts.
+
 Hostile files: bad JSON, the wrong schema, huge numbers, negative sizes,
 fractions, a 1 GiB line (a sparse file), a million tiny values, deep
 nesting, NUL bytes, random bytes, an empty file, a directory.  Each must
@@ -19,15 +23,19 @@ Exit status 0 on pass, 1 on failure.
 """
 
 import argparse
+import calendar
 import copy
 import json
+import math
 import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
+import time
 
+import trend_stats
 from hi_live import SCHEMA, Failure
 
 MIB = 1 << 20
@@ -62,6 +70,279 @@ def snapshot(minute, live, free=64 * MIB, mmapped=0, rss=None, pid=4242):
                     "pss": 0, "uss": 0, "swap": 0, "threads": 1},
         "pause_us": 100, "stop": {"attempts": 1, "total_us": 100},
     }
+
+
+def snapshot_at(sec, live, free, mmapped=0, rss=None):
+    """A snapshot at sec seconds (microseconds kept) after 2026-01-01."""
+    o = snapshot(0, int(live), free=int(free), mmapped=int(mmapped),
+                 rss=None if rss is None else int(rss))
+    whole = int(sec)
+    o["timestamp"] = "%s.%06dZ" % (time.strftime(
+        "%Y-%m-%dT%H:%M:%S", time.gmtime(1767225600 + whole)),
+        round((sec - whole) * 1e6))
+    return o
+
+
+FIGS = ("live_bytes", "free_bytes", "mmapped_bytes", "outside_heap_bytes")
+
+
+def figures(o):
+    m = o["mallinfo2"]
+    heap = m["arena"] + m["hblkhd"]
+    return {"live_bytes": m["uordblks"] + m["hblkhd"],
+            "free_bytes": m["fordblks"], "mmapped_bytes": m["hblkhd"],
+            "outside_heap_bytes": o["process"]["rss"] - heap}, heap
+
+
+def close(a, b, rel):
+    return a == b or abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+def statistical(hi, tmp):
+    """Series with known slopes and noise: trend's verdict, states, tests
+    and words against the statistics computed here (trend_stats.py)."""
+    rnd = random.Random(14)
+    cases = []
+
+    def case(name, want, objs):
+        cases.append((name, want, objs))
+
+    # A 100 KB/h leak watched for a day every 10 minutes, noise of 50 KB.
+    case("100 KB/h for a day", "leak",
+         [snapshot_at(i * 600, 20 * MIB + 100e3 * i / 6 +
+                      rnd.gauss(0, 50e3), 8 * MIB) for i in range(145)])
+    # 100 KB/s for 5 s, 24 of 24 intervals up, R^2 1: a leak, not steady.
+    case("100 KB/s for 5 s", "leak",
+         [snapshot_at(i * 0.2, 1 * MIB + 100e3 * i * 0.2, 1 * MIB)
+          for i in range(25)])
+    # memcached: live bytes 44 -> 66 MiB in 10 s, a warm-up curve with
+    # noise; not steady.
+    case("44 to 66 MiB in 10 s", "leak",
+         [snapshot_at(i * 0.2, 44 * MIB + 22 * MIB *
+                      (1 - math.exp(-i * 0.2 / 3)) + rnd.gauss(0, 200e3),
+                      4 * MIB) for i in range(50)])
+    # node: a collected heap that rises between collections and ends at
+    # 14.7 MiB from 24.8: never growth.
+    node, v = [], 24.8 * MIB
+    for i in range(40):
+        node.append(v)
+        v += 0.8 * MIB
+        if i % 8 == 7:
+            v -= 7 * MIB
+    node[-1] = 14.7 * MIB
+    case("24.8 down to 14.7 MiB", "fluctuating",
+         [snapshot_at(i * 0.25, y, 20 * MIB) for i, y in enumerate(node)])
+    # Noise of 1 MiB around 100 MiB: steady.
+    case("noise", "steady",
+         [snapshot_at(i * 60, 100 * MIB + rnd.randrange(-MIB, MIB),
+                      64 * MIB) for i in range(30)])
+    # One step of 50 MiB that stays: growth, not along a line.
+    case("one step", "growing",
+         [snapshot_at(i * 60, 100 * MIB + (50 * MIB if i >= 15 else 0),
+                      64 * MIB) for i in range(30)])
+    # 10 KB/h on a 180 MiB heap for an hour, little noise: it rises
+    # steadily, but by far less than 1% of the heap.
+    case("10 KB/h on 180 MiB", "steady",
+         [snapshot_at(i * 60, 100 * MIB + 10e3 * i / 60 + rnd.gauss(0, 1e3),
+                      80 * MIB) for i in range(61)])
+    # Live bytes falling 2 MiB a minute.
+    case("falling", "shrinking",
+         [snapshot_at(i * 60, 200 * MIB - 2 * MIB * i + rnd.gauss(0, 1e5),
+                      64 * MIB) for i in range(30)])
+    # Free bytes up 1 MiB a minute, live flat with noise.
+    case("free grows", "fragmentation",
+         [snapshot_at(i * 60, 100 * MIB + rnd.gauss(0, 1e5),
+                      10 * MIB + MIB * i) for i in range(30)])
+    # RSS outside the heap up 3 MiB a minute with noise.
+    case("rss grows", "outside-heap",
+         [snapshot_at(i * 60, 100 * MIB, 64 * MIB,
+                      rss=200 * MIB + 3 * MIB * i + rnd.gauss(0, 3e5))
+          for i in range(30)])
+
+    for name, want, objs in cases:
+        p = os.path.join(tmp, "stat-%s.jsonl" % name.replace(" ", "_")
+                         .replace("/", "_"))
+        write_lines(p, objs)
+        secs = [time_of(o["timestamp"]) for o in objs]
+        x = [(t - secs[0]) / 3600 for t in secs]
+        vals = [figures(o) for o in objs]
+        heap = sum(h for _, h in vals) / len(vals)
+        grow_min, swing_min = 0.01 * heap, 0.10 * heap
+        fits, states = {}, {}
+        for fig in FIGS:
+            y = [v[fig] for v, _ in vals]
+            f = trend_stats.fit(x, y)
+            near = trend_stats.margins(f, grow_min, swing_min)
+            if near:
+                raise Failure("case %r is too near a threshold to test: "
+                              "%s: %s" % (name, fig, near))
+            fits[fig] = f
+            states[fig] = (trend_stats.classify(f, grow_min, swing_min),
+                           f["slope"])
+        expect = trend_stats.verdict(states)
+        if expect != want:
+            raise Failure("case %r: the statistics here say %s, the case "
+                          "was meant to be %s" % (name, expect, want))
+        rc, v, _ = trend(hi, p)
+        got_rc = 1 if expect in ("leak", "fragmentation", "outside-heap",
+                                 "growing") else 0
+        if v["verdict"] != expect or rc != got_rc:
+            raise Failure("%s: trend says %s (exit %d); the statistics "
+                          "say %s (exit %d)" % (name, v["verdict"], rc,
+                                                expect, got_rc))
+        if abs(v["heap_bytes"] - heap) > 1:
+            raise Failure("%s: heap_bytes %r, computed %.0f"
+                          % (name, v["heap_bytes"], heap))
+        for fig in FIGS:
+            f, j = fits[fig], v["series"][fig]
+            problems = []
+            if j["state"] != states[fig][0]:
+                problems.append("state %s, computed %s"
+                                % (j["state"], states[fig][0]))
+            if not close(j["bytes_per_hour"], f["slope"], 1e-9) and \
+                    abs(j["bytes_per_hour"] - f["slope"]) > 1:
+                problems.append("slope %r, computed %.1f"
+                                % (j["bytes_per_hour"], f["slope"]))
+            if (j["rose"], j["fell"], j["mann_kendall"]["s"]) != \
+                    (f["rose"], f["fell"], f["s"]):
+                problems.append("rose/fell/S %s/%s/%s, computed %s/%s/%s"
+                                % (j["rose"], j["fell"],
+                                   j["mann_kendall"]["s"], f["rose"],
+                                   f["fell"], f["s"]))
+            for key, mine in (("line.p_rise", f["p_line_up"]),
+                              ("line.p_fall", f["p_line_down"]),
+                              ("mann_kendall.p_rise", f["p_mk_up"]),
+                              ("sign.p_rise", f["p_sign_up"]),
+                              ("sign.p_fall", f["p_sign_down"])):
+                a, b = key.split(".")
+                theirs = j[a][b]
+                if theirs is None or not (
+                        close(theirs, mine, 1e-3) or
+                        (theirs < 1e-12 and mine < 1e-12)):
+                    problems.append("%s %r, computed %.6g"
+                                    % (key, theirs, mine))
+            if problems:
+                raise Failure("%s, %s: %s" % (name, fig,
+                                              "; ".join(problems)))
+        # The words: one statement or finding per figure that moved, in
+        # the direction it moved, none about growth for a figure that
+        # did not grow; the text report says the same.
+        words = [x["message"] for x in v["findings"]] + v["statements"]
+        for fig in FIGS:
+            st = states[fig][0]
+            mine = [w for w in words if w.startswith(WORDS[fig])]
+            if st == "flat":
+                continue
+            if len(mine) != 1:
+                raise Failure("%s: %d statements about %s (%s): %r"
+                              % (name, len(mine), fig, st, words))
+            up = st in ("grows", "grows-slightly", "rose", "rose-slightly")
+            head = mine[0].split("(")[0]
+            if ("grow" in head or "rose" in head) != up:
+                raise Failure("%s: %s %s, but trend says: %s"
+                              % (name, fig, st, mine[0]))
+        rc, out, err, _ = run([hi, "trend", p])
+        if "verdict: %s\n" % expect not in out or \
+                any(w not in out for w in words):
+            raise Failure("%s: the text report says otherwise:\n%s"
+                          % (name, out))
+        print("%-22s %-13s live %s, free %s, outside %s"
+              % (name, expect, states["live_bytes"][0],
+                 states["free_bytes"][0], states["outside_heap_bytes"][0]))
+
+    # Extremes: 2^52 bytes a microsecond apart, a rate beyond 2^63 an
+    # hour: valid JSON, no crash, no wrapped integer.
+    p = os.path.join(tmp, "extreme.jsonl")
+    write_lines(p, [snapshot_at(1e-6 * i, [0, 2 ** 52, 2 ** 52 - 4096,
+                                           0][i], 0) for i in range(4)])
+    rc, v, err = trend(hi, p)
+    slope = v["slopes"]["live_bytes_per_hour"]
+    if not isinstance(slope, float) or slope > -1e22:
+        raise Failure("extreme series: slope %r: %s" % (slope, err))
+    print("%-22s %s, slope %.3g B/h as a real" % ("extremes", v["verdict"],
+                                                  slope))
+
+    # Two snapshots at one moment, or out of order: refused, line named.
+    for name, secs, line in (("same moment", [0, 60, 60, 120], 3),
+                             ("clock back", [0, 60, 30, 120], 3)):
+        p = os.path.join(tmp, "time-%s.jsonl" % name.replace(" ", "_"))
+        write_lines(p, [snapshot_at(t, 100 * MIB + i * MIB, 64 * MIB)
+                        for i, t in enumerate(secs)])
+        rc, _, err, _ = run([hi, "trend", p])
+        if rc != 2 or "'%s' line %d:" % (p, line) not in err:
+            raise Failure("trend of %s: exit %d, expected 2 naming line "
+                          "%d: %s" % (name, rc, line, err))
+        print("%-22s refused: %s" % (name, err.strip()))
+
+
+# How trend's statements name each figure.
+WORDS = {"live_bytes": ("live ",), "free_bytes": ("heap free space",
+                                                   "free bytes"),
+         "mmapped_bytes": ("mmapped",),
+         "outside_heap_bytes": ("RSS",)}
+
+
+def time_of(ts):
+    """Seconds of an RFC 3339 UTC timestamp, microseconds kept."""
+    base, frac = ts[:-1].split(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + \
+        int(frac) / 1e6
+
+
+def mixed(hi, tmp):
+    """Files that mix processes: refused by trend, diff and plot, naming
+    the line where another process starts; the same process under a
+    replaced executable ("PATH (deleted)") and old files without the
+    process's start time are one process."""
+    def ident(o, start=1000, boot="b" * 36, exe="/usr/bin/server"):
+        o["start_ticks"], o["boot_id"], o["exe"] = start, boot, exe
+        return o
+
+    def series(changes):
+        objs = [ident(snapshot(m, 100 * MIB + m * MIB)) for m in range(8)]
+        for line, fn in changes.items():
+            fn(objs[line - 1])
+        return objs
+
+    bad = {
+        "another pid": (4, lambda o: o.update(pid=4243, comm="other")),
+        "a reused pid": (3, lambda o: o.update(start_ticks=2000)),
+        "another boot": (5, lambda o: o.update(boot_id="c" * 36)),
+        "another program": (2, lambda o: o.update(exe="/usr/bin/other")),
+    }
+    for name, (line, fn) in bad.items():
+        p = os.path.join(tmp, "mixed-%s.jsonl" % name.replace(" ", "_"))
+        objs = series({})
+        for o in objs[line - 1:]:
+            fn(o)
+        write_lines(p, objs)
+        for cmd in (["trend"], ["diff"], ["plot", "-o",
+                                          os.path.join(tmp, "m.svg")]):
+            rc, _, err, _ = run([hi] + cmd + [p])
+            if rc != 2 or "'%s' line %d:" % (p, line) not in err or \
+                    "mixes processes" not in err:
+                raise Failure("%s, %s: exit %d, expected 2 naming line %d "
+                              "and the mixing: %s" % (cmd[0], name, rc,
+                                                      line, err.strip()))
+        print("%-16s refused: %s" % (name, err.strip()))
+    good = {
+        "a replaced executable": series({
+            5: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            6: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            7: lambda o: o.update(exe="/usr/bin/server (deleted)"),
+            8: lambda o: o.update(exe="/usr/bin/server (deleted)")}),
+        "an old file": [snapshot(m, 100 * MIB + m * MIB) for m in range(8)],
+    }
+    for name, objs in good.items():
+        p = os.path.join(tmp, "one-%s.jsonl" % name.replace(" ", "_"))
+        write_lines(p, objs)
+        for cmd, ok in ((["trend"], (0, 1)), (["diff"], (0,)),
+                        (["plot", "-o", os.path.join(tmp, "m.svg")], (0,))):
+            rc, _, err, _ = run([hi] + cmd + [p])
+            if rc not in ok:
+                raise Failure("%s of %s: exit %d: %s" % (cmd[0], name, rc,
+                                                         err.strip()))
+        print("%-22s one process" % name)
 
 
 def write_lines(path, objs):
@@ -135,21 +416,6 @@ def known_answers(hi, tmp):
             v["slopes"]["outside_heap_bytes_per_hour"] != 120 * MIB:
         raise Failure("outside-heap series: %s %r" % (v["verdict"],
                                                      v["slopes"]))
-    # Flat, with noise below the threshold; and a single jump.
-    rnd = random.Random(7)
-    p = os.path.join(tmp, "flat.jsonl")
-    write_lines(p, [snapshot(m, 100 * MIB + rnd.randrange(-MIB, MIB))
-                    for m in range(30)])
-    rc, v, _ = trend(hi, p)
-    if rc != 0 or v["verdict"] != "steady" or v["findings"]:
-        raise Failure("flat series: exit %d, %s" % (rc, v["verdict"]))
-    p = os.path.join(tmp, "step.jsonl")
-    write_lines(p, [snapshot(m, 100 * MIB + (50 * MIB if m >= 15 else 0))
-                    for m in range(30)])
-    rc, v, _ = trend(hi, p)
-    if v["verdict"] != "steady":
-        raise Failure("one step up is not a leak: %s" % v["verdict"])
-
     # diff of the first and last lines: the change and the change per hour.
     p = os.path.join(tmp, "leak.jsonl")
     rc, out, err, _ = run([hi, "diff", "--json", p])
@@ -169,7 +435,7 @@ def known_answers(hi, tmp):
     if rc != 0 or not open(svg).read().startswith("<?xml"):
         raise Failure("plot: exit %d %s" % (rc, err))
     print("known answers: leak, mmapped leak, fragmentation, outside-heap, "
-          "flat, a step, diff per hour: all right")
+          "diff per hour: all right")
 
 
 def hostile(hi, tmp):
@@ -285,6 +551,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hi-files-")
     try:
         known_answers(args.heapinspect, tmp)
+        statistical(args.heapinspect, tmp)
+        mixed(args.heapinspect, tmp)
         hostile(args.heapinspect, tmp)
     except Failure as e:
         print("FAIL: %s" % e)

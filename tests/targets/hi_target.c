@@ -27,6 +27,11 @@
  *           count sleeps and polls that failed with EINTR or returned
  *           early: "bad eintr=<n> short=<n>[ data]\n" if any did
  *   release ("locked" only) let malloc_stats() finish, then report
+ *   pause   (busy, busy16, churn) park every worker at the top of its
+ *           loop, outside malloc (churn's have joined their children),
+ *           then report the figures of mallinfo2() like an idle
+ *           scenario: they hold until "resume"
+ *   resume  let the workers go again; replies "resumed\n"
  *   alloc N K ("grow" only) allocate K blocks of N bytes in all (N / K
  *           each, the last one also the remainder), then report
  *   exec S  execute hi_target S in this process (same pid, stdin and
@@ -713,6 +718,43 @@ static void sleep_and_poll(void)
 		atomic_fetch_add(&busy_short, 1);
 }
 
+/*
+ * pause/resume: the workers park at the top of their loop, outside
+ * malloc, so that the heap holds still while the main thread asks
+ * mallinfo2() and a tool reads it: a moment the target controls, at which
+ * its own figures are the truth.  Parking uses a mutex and a condition
+ * variable, neither of which allocates.
+ */
+static atomic_int busy_pause;
+static int busy_parked;			/* under pause_mu */
+static pthread_mutex_t pause_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pause_cv = PTHREAD_COND_INITIALIZER;
+
+static void busy_park(void)
+{
+	if (!atomic_load_explicit(&busy_pause, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&pause_mu);
+	busy_parked++;
+	pthread_cond_broadcast(&pause_cv);
+	while (atomic_load(&busy_pause))
+		pthread_cond_wait(&pause_cv, &pause_mu);
+	busy_parked--;
+	pthread_cond_broadcast(&pause_cv);
+	pthread_mutex_unlock(&pause_mu);
+}
+
+/* Park every worker (or let them go) and wait until they all have. */
+static void busy_set_pause(int on, int workers)
+{
+	pthread_mutex_lock(&pause_mu);
+	atomic_store(&busy_pause, on);
+	pthread_cond_broadcast(&pause_cv);
+	while (busy_parked != (on ? workers : 0))
+		pthread_cond_wait(&pause_cv, &pause_mu);
+	pthread_mutex_unlock(&pause_mu);
+}
+
 static void *busy_main(void *arg)
 {
 	size_t w = (size_t)(uintptr_t)arg;
@@ -723,9 +765,12 @@ static void *busy_main(void *arg)
 	memset(slots, 0, sizeof(slots));
 	atomic_fetch_add(&busy_started, 1);
 	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
-		uint64_t r = rnd(&s);
-		struct slot *sl = &slots[r % BUSY_SLOTS];
+		uint64_t r;
+		struct slot *sl;
 
+		busy_park();
+		r = rnd(&s);
+		sl = &slots[r % BUSY_SLOTS];
 		if ((++gen & 4095) == 0)
 			sleep_and_poll();
 
@@ -821,6 +866,8 @@ static void *churn_main(void *arg)
 	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
 		pthread_t th;
 
+		/* Parked, no child of this thread runs: each is joined. */
+		busy_park();
 		if (pthread_create(&th, NULL, churn_child,
 				   (void *)(uintptr_t)n++) != 0)
 			die("pthread_create failed", NULL);
@@ -1495,6 +1542,13 @@ int main(int argc, char **argv)
 		if (!strcmp(line, "release") && locked_state) {
 			locked_release();
 			report();
+		} else if (!strcmp(line, "pause") && busy) {
+			busy_set_pause(1, (int)busy_workers);
+			report();
+		} else if (!strcmp(line, "resume") && busy) {
+			busy_set_pause(0, (int)busy_workers);
+			put_str("resumed\n");
+			flush_out();
 		} else if (!strcmp(line, "report")) {
 			if (busy || locked_state)
 				busy_report();
@@ -1550,6 +1604,7 @@ int main(int argc, char **argv)
 		pthread_join(pace_th, NULL);
 	}
 	if (busy) {
+		busy_set_pause(0, (int)busy_workers);
 		busy_stop_all();
 		bad = atomic_load(&busy_bad);
 	} else {
