@@ -3,8 +3,11 @@
 # (as root): the compiler and CMake, elfutils and jansson, glibc's debug
 # information (libc6-dbg, matching the installed libc6), the tools the
 # tests drive (promtool from prometheus checks the OpenMetrics file,
-# rsvg-convert from librsvg2-bin renders the plot), and clang with its
-# libFuzzer runtime for the fuzz targets.  Safe to run again.
+# rsvg-convert from librsvg2-bin renders the plot), clang with its
+# libFuzzer runtime for the fuzz targets, and for the leak targets
+# valgrind (their truth), g++ and Python's headers and setuptools (a
+# C++ target, a CPython extension built the ordinary way).  Safe to run
+# again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
 	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
@@ -19,4 +22,5 @@ apt-get install -y -q --no-install-recommends \
 	python3 util-linux libjemalloc2 \
 	prometheus librsvg2-bin \
 	debuginfod libarchive-tools \
-	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring
+	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring \
+	valgrind g++ python3-dev python3-setuptools
