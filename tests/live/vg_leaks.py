@@ -25,10 +25,13 @@ that the targets are known to build the cases they claim:
                                 record, e.g. a block that was freed)
     lost_groups N               of the "lost" blocks, N are definite
                                 (one per clique: the cycle tests)
-    expect KIND SIZE COUNT      loss records of KIND whose blocks are SIZE
-                                bytes each hold COUNT blocks in all
-    expect_class KIND NAME COUNT  (informative: the class the records of
-                                that kind hold, checked by heapinspect)
+    expect KIND SIZE COUNT [FN] loss records of KIND whose blocks are SIZE
+                                bytes each (and whose allocation stack
+                                passes through function FN) hold COUNT
+                                blocks in all
+    expect_class, expect_type   (what the lost blocks hold: a C++ class,
+                                a Python type; for heapinspect, not
+                                valgrind)
     ready ...                   the target waits
     checked                     valgrind's leak check was made
 
@@ -190,10 +193,14 @@ def check(lines, records):
                                 % (name, kind, want))
         elif w[0] == "lost_groups" and len(w) == 2:
             lost_groups = int(w[1])
-        elif w[0] == "expect" and len(w) == 4:
+        elif w[0] == "expect" and len(w) in (4, 5):
             kind, size, count = w[1], int(w[2]), int(w[3])
+            fn = w[4] if len(w) == 5 else None
             n = sum(r["blocks"] for r in records if r["kind"] == kind and
-                    r["blocks"] and r["direct"] == size * r["blocks"])
+                    r["blocks"] and r["direct"] == size * r["blocks"] and
+                    (fn is None or any(f.startswith(fn + " ") or
+                                       f.startswith(fn + "(")
+                                       for f in r["stack"])))
             ncheck += 1
             if n != count:
                 problems.append("expected %d %s blocks of %d bytes, "
@@ -214,11 +221,12 @@ def main():
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--env", action="append", default=[],
                     help="NAME=VALUE for the target (e.g. PYTHONMALLOC=malloc)")
+    ap.add_argument("--pyleak", metavar="DIR",
+                    help="build the CPython extension in DIR (setup.py) "
+                    "with this interpreter and run DIR/run.py")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        ap.error("no target command")
     if not shutil.which("valgrind"):
         print("vg_leaks: skip: valgrind is not installed "
               "(tests/setup-debian.sh installs it)")
@@ -227,6 +235,26 @@ def main():
     for e in args.env:
         k, _, v = e.partition("=")
         env[k] = v
+    if args.pyleak:
+        built = tempfile.mkdtemp(prefix="pyleak-")
+        try:
+            subprocess.run([sys.executable, "setup.py", "-q", "build_ext",
+                            "--build-lib", built,
+                            "--build-temp", os.path.join(built, "tmp")],
+                           cwd=args.pyleak, check=True,
+                           stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as e:
+            shutil.rmtree(built, ignore_errors=True)
+            print("vg_leaks: cannot build the extension in %s: %s "
+                  "(python3-dev and python3-setuptools installed?)"
+                  % (args.pyleak, e))
+            return 2
+        env["PYTHONPATH"] = built
+        # pymalloc hides its blocks from valgrind (and from malloc)
+        env["PYTHONMALLOC"] = "malloc"
+        cmd = [sys.executable, os.path.join(args.pyleak, "run.py")] + cmd
+    if not cmd:
+        ap.error("no target command")
     try:
         lines, text = run(cmd, env, args.timeout)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
