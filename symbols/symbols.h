@@ -349,4 +349,58 @@ int hi_tls_address(const struct hi_tls_thread *t, size_t module,
 int hi_sym_tls_symbol(const struct hi_sym_module *m, const char *name,
 		      uint64_t *offset, uint64_t *size);
 
+/*
+ * What a heap block holds (symbols/what.c), for the records of `heapinspect
+ * leaks`: from the block's first bytes (32 to 64, already read) and the
+ * modules' symbol tables, no debug information needed, as chap's
+ * signatures.
+ */
+struct hi_what;
+
+enum hi_what_kind {
+	HI_WHAT_UNKNOWN,
+	HI_WHAT_CXX,     /* name: the class, demangled ("vtable for X") */
+	HI_WHAT_PYTHON,  /* name: the type's tp_name; offset: of ob_type */
+	HI_WHAT_TEXT,    /* name: the text (printable ASCII, NUL-ended) */
+	HI_WHAT_MODULE,  /* name: the module a word points into; offset:
+			    of that word */
+};
+
+struct hi_what_res {
+	enum hi_what_kind kind;
+	char name[128];
+	size_t offset;
+};
+
+/*
+ * Before the stop: every "_ZTV" symbol of every module (the C++
+ * vtables, their classes demangled by the C++ runtime's __cxa_demangle
+ * when libstdc++ is installed), CPython's PyType_Type, the modules'
+ * ranges.  Return 0 with *out set (free with hi_what_close), or -ENOMEM.
+ */
+int hi_what_open(struct hi_sym *sym, struct hi_what **out);
+void hi_what_close(struct hi_what *w);
+
+/*
+ * Before the stop, where the target runs CPython: the names of its static
+ * type objects (every "*_Type" object whose type is PyType_Type), read
+ * through r from the running target, so that in the stop only types made
+ * at run time (classes) are read.  Return how many were found.
+ */
+int hi_what_prefill(struct hi_what *w, struct hi_sym *sym,
+		    const struct hi_reader *r);
+
+/*
+ * What the block whose first len bytes are bytes holds: a C++ object
+ * (its first word points inside a vtable symbol), a CPython object (a type
+ * pointer at 8, 24 or 40 leads to a type object whose type is
+ * PyType_Type, through at most two metaclasses, and whose tp_name is
+ * text; read through r and kept, at most 1,024 types), a text, or a word
+ * that points into a module; else UNKNOWN.  r may be NULL (only what
+ * hi_what_prefill found).  The target must be stopped when r is given.
+ * Return 0.
+ */
+int hi_what_block(struct hi_what *w, const unsigned char *bytes, size_t len,
+		  const struct hi_reader *r, struct hi_what_res *out);
+
 #endif

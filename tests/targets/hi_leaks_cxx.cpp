@@ -68,11 +68,19 @@ static void out(const char *fmt, ...)
 		_exit(2);
 }
 
+/* Their addresses, as text (no pointer is kept): "widget 0x..." lines. */
+static char widget_lines[WIDGETS * 32];
+
 static __attribute__((noinline)) void leak_widgets(void)
 {
+	size_t n = 0;
+
 	for (int i = 0; i < WIDGETS; i++) {
 		last_widget = new Widget(i);
 		last_widget->poke();
+		n += (size_t)snprintf(widget_lines + n,
+				      sizeof(widget_lines) - n, "widget %p\n",
+				      (void *)last_widget);
 	}
 	last_widget = nullptr;
 }
@@ -98,6 +106,7 @@ int main()
 	scrub();
 	out("expect definite %zu %d leak_widgets\n", sizeof(Widget), WIDGETS);
 	out("expect_class definite Widget %d\n", WIDGETS);
+	out("%s", widget_lines);
 	out("expect reachable %zu 1\n", sizeof(Gadget));
 	out("expect reachable 104 1\n");
 	out("ready pid=%d\n", (int)getpid());
