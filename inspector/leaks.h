@@ -209,4 +209,107 @@ struct hi_leak_from hi_leak_from(const struct hi_leak_result *r, size_t i);
  */
 uint64_t hi_leak_indirect_bytes(const struct hi_leak_result *r, size_t i);
 
+/*
+ * Roots (inspector/leaks_roots.c): from what inspector/ owns in the stop
+ * (the maps, the threads' registers and stack pointers), what symbols/
+ * answers (each thread's TLS blocks, hi_tls_thread) and what the
+ * allocator backend says is its own (its heaps, mmapped chunks, main_arena
+ * and mp_ in libc's data, which hold pointers to free chunks that would
+ * read as interior pointers), as memcheck takes them
+ * (scan_memory_root_set): every readable and writable mapping, device
+ * files but /dev/zero left out, less the allocator's memory, each
+ * thread's stack only from its stack pointer less the red zone up, and
+ * every thread's general registers.
+ */
+
+/* One line of /proc/PID/maps. */
+struct hi_leak_map {
+	hi_addr_t start, end;
+	unsigned prot;        /* HI_PROT_* */
+	int shared;           /* 's' */
+	uint64_t offset;
+	uint64_t inode;
+	const char *path;     /* "" when anonymous; "[stack]", "[heap]" ... */
+	int device;           /* a character or block device's mapping:
+				 hi_leak_parse_maps guesses from the path
+				 (under /dev/ but /dev/zero, /dev/shm/,
+				 /dev/hugepages/); a caller that can stat
+				 the file (/proc/PID/map_files) knows */
+};
+
+/*
+ * Parse the text of /proc/PID/maps.  Return the count with *out malloc'd
+ * (its paths point into text, which must outlive it), or -EINVAL naming
+ * the first bad line in *bad_line, or -ENOMEM.
+ */
+long hi_leak_parse_maps(char *text, struct hi_leak_map **out,
+			size_t *bad_line);
+
+/* A thread in the stop: its stack pointer and general registers. */
+#define HI_LEAK_NREGS 16
+struct hi_leak_thread {
+	int tid;
+	hi_addr_t sp;
+	uint64_t regs[HI_LEAK_NREGS]; /* rax rbx rcx rdx rsi rdi rbp rsp r8
+					 .. r15, as memcheck scans them */
+};
+
+/* A span of memory, of a thread (tls) or of nobody (tid 0). */
+struct hi_leak_span {
+	hi_addr_t start, end;
+	int tid;
+};
+
+/* What a root is, for --explain: label k of struct hi_leak_range. */
+struct hi_leak_label {
+	enum hi_leak_root_kind {
+		HI_ROOT_REGISTER, /* reg of thread tid */
+		HI_ROOT_STACK,    /* the stack of thread tid */
+		HI_ROOT_TLS,      /* static TLS or struct pthread of tid */
+		HI_ROOT_MODULE,   /* writable data of path (.data, .bss, relro) */
+		HI_ROOT_BRK,      /* the brk area beyond malloc's heap */
+		HI_ROOT_ANON,     /* an anonymous mapping [start, end) */
+		HI_ROOT_FILE,     /* a writable mapping of a file, not a module */
+	} kind;
+	int tid;
+	unsigned reg;
+	const char *path;
+	hi_addr_t start, end;
+};
+
+struct hi_leak_roots {
+	struct hi_leak_range *ranges; /* sorted, disjoint */
+	size_t nranges;
+	struct hi_leak_value *values;
+	size_t nvalues;
+	struct hi_leak_label *labels;
+	size_t nlabels;
+};
+
+/*
+ * Build the roots.  maps sorted (as the kernel lists them); modules: the
+ * paths of the target's modules (the libdwfl list), so that a writable
+ * mapping of one, and the anonymous mapping right after it (its .bss),
+ * read as "writable data of" it; exclude: the allocator's memory (any
+ * order); tls: the TLS blocks and struct pthread of each thread (they
+ * only relabel what is a root already).  redzone: bytes below the stack
+ * pointer that are live (x86_64: 128).  Return 0 with out set (free with
+ * hi_leak_roots_free), or -ENOMEM.
+ */
+int hi_leak_roots_build(const struct hi_leak_map *maps, size_t nmaps,
+			const char *const *modules, size_t nmodules,
+			const struct hi_leak_thread *threads, size_t nthreads,
+			const struct hi_leak_span *tls, size_t ntls,
+			const struct hi_leak_span *exclude, size_t nexclude,
+			uint64_t redzone, struct hi_leak_roots *out);
+void hi_leak_roots_free(struct hi_leak_roots *r);
+
+/*
+ * The label as text ("register rbx of thread 4242", "stack of thread
+ * 4242", "TLS of thread 4242", "writable data of /usr/lib/libfoo.so",
+ * "anonymous mapping 0x7f...-0x7f..."), into buf.  Returns buf.
+ */
+const char *hi_leak_label_text(const struct hi_leak_label *l, char *buf,
+			       size_t size);
+
 #endif
