@@ -178,8 +178,10 @@ int hi_what_open(struct hi_sym *sym, struct hi_what **out)
 		hi_what_close(w);
 		return ret < 0 ? ret : -HI_E_DWARF;
 	}
-	qsort(w->vt, w->nvt, sizeof(*w->vt), vt_cmp);
-	qsort(w->mods, w->nmods, sizeof(*w->mods), mod_cmp);
+	if (w->nvt)
+		qsort(w->vt, w->nvt, sizeof(*w->vt), vt_cmp);
+	if (w->nmods)
+		qsort(w->mods, w->nmods, sizeof(*w->mods), mod_cmp);
 	*out = w;
 	return 0;
 }

@@ -142,7 +142,7 @@ static int addr_cmp(const void *a, const void *b)
 
 static int set_has(const struct set *s, hi_addr_t a)
 {
-	return bsearch(&a, s->v, s->n, sizeof(a), addr_cmp) != NULL;
+	return s->n && bsearch(&a, s->v, s->n, sizeof(a), addr_cmp) != NULL;
 }
 
 static hi_addr_t reveal(const struct layout *l, hi_addr_t pos, uint64_t v)
@@ -426,8 +426,11 @@ int main(int argc, char **argv)
 			}
 			ar = word(ar + l.st_next);
 		} while (ar != l.main_arena && nar < MAX_ARENAS);
-		qsort(free_.v, free_.n, sizeof(*free_.v), addr_cmp);
-		qsort(tcaches.v, tcaches.n, sizeof(*tcaches.v), addr_cmp);
+		if (free_.n)
+			qsort(free_.v, free_.n, sizeof(*free_.v), addr_cmp);
+		if (tcaches.n)
+			qsort(tcaches.v, tcaches.n, sizeof(*tcaches.v),
+			      addr_cmp);
 		for (size_t i = 0; i < nar; i++) {
 			hi_addr_t top = word(arenas[i] + l.st_top);
 			uint64_t tsize = word(top + 8) & ~7ull;
@@ -466,7 +469,8 @@ int main(int argc, char **argv)
 		excl[nexcl++] = (struct hi_leak_span){ l.mp, l.mp + l.mp_size,
 						       0 };
 	}
-	qsort(b.v, b.n, sizeof(*b.v), block_cmp);
+	if (b.n)
+		qsort(b.v, b.n, sizeof(*b.v), block_cmp);
 
 	ret = hi_leak_roots_build(maps, (size_t)nmaps, mods.v, mods.n, threads,
 				  nthreads, tlsspans, ntls, excl, nexcl, 128,
@@ -499,6 +503,13 @@ int main(int argc, char **argv)
 	       (unsigned long long)res.skipped_bytes);
 	hi_leak_result_free(&res);
 	hi_leak_roots_free(&roots);
+	free(b.v);
+	free(free_.v);
+	free(tcaches.v);
+	free(threads);
+	free(tlsspans);
+	free(maps);
+	free(text);
 	hi_target_fini(&t);
 	hi_tls_close(tls);
 	hi_sym_close(sym);
