@@ -157,8 +157,9 @@ struct hi_leak_result {
  * INDIRECT, its bytes counted to it.
  *
  * Memory: 9 bytes a block in out, and a work stack of at most 4 bytes a
- * block, besides a 64 KiB buffer; every block is scanned at most three
- * times (possible, reachable, clique) and every root once.  The target
+ * block, besides a 64 KiB buffer; every block is scanned at most twice
+ * (reached as possible, then raised to reachable; or only in its
+ * clique) and every root once.  The target
  * must be stopped (or the reader a saved image).  Return 0 with out set
  * (free with hi_leak_result_free), -EINVAL when blocks are not sorted or
  * overlap, -ENOMEM, or the reader's -errno other than -EFAULT (-ESRCH:
