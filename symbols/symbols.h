@@ -231,4 +231,176 @@ const char *hi_sym_addr_name(struct hi_sym *sym, hi_addr_t addr);
 /* The message of libdwfl's last error, for diagnostics. */
 const char *hi_sym_errmsg(void);
 
+/*
+ * Thread-local storage of the target (symbols/tls.c), found as glibc's
+ * libthread_db finds it (td_thr_tlsbase), from the _thread_db_*
+ * descriptors glibc builds into libc (2.34 on: its dynamic symbol table)
+ * or libpthread (before: its symbol table), read from the files: no debug
+ * information needed, libthread_db itself not loaded.  x86_64 layout.
+ *
+ * For the census (issue 15): the address of glibc's `tcache` of every
+ * thread is hi_tls_address(thread, libc, offset) with the offset from
+ * hi_sym_tls_symbol(libc, "tcache") where libc's symbol table is at hand
+ * (its debug file); without it the census searches libc's block of each
+ * thread (hi_tls_thread's blocks, PT_TLS size: a few hundred bytes) for
+ * the word that points at a tcache_perthread_struct-shaped chunk, and
+ * proves each entry, as the issue asks.  For the leak finder (issue 16):
+ * each thread's static TLS blocks and the struct pthread at its thread
+ * pointer are roots (labelled "TLS of thread N"), and its DTV (dtv - 16,
+ * calloc'd for every thread but the first) and dynamic TLS blocks are
+ * what some heap blocks hold.
+ */
+struct hi_tls;
+
+/* A module with a PT_TLS segment. */
+struct hi_tls_module {
+	const char *name;      /* as struct hi_sym_module's */
+	hi_addr_t start;       /* struct hi_sym_module's start: its key */
+	struct hi_sym_module sym;
+	hi_addr_t dynamic;     /* its PT_DYNAMIC in the target (l_ld) */
+	uint64_t memsz;        /* PT_TLS: the block's size */
+	uint64_t filesz;       /* of which initialised from the file */
+	uint64_t align;
+	/* From the link map, by hi_tls_load: 0 when not in it. */
+	hi_addr_t link_map;
+	uint64_t modid;        /* l_tls_modid: its DTV slot */
+	uint64_t offset;       /* l_tls_offset: static TLS lies this far
+				  below the thread pointer; 0 or -1: none */
+};
+
+/* A thread's TLS block of one module. */
+struct hi_tls_block {
+	size_t module;         /* index for hi_tls_module */
+	hi_addr_t addr;
+	uint64_t size;         /* the module's PT_TLS memsz */
+	int is_static;         /* in the static TLS area (else malloc'd,
+				  by __tls_get_addr after a dlopen) */
+};
+
+struct hi_tls_thread {
+	pid_t tid;
+	hi_addr_t tp;          /* the thread pointer given */
+	hi_addr_t pthread;     /* its struct pthread (x86_64: tp) */
+	uint64_t pthread_size; /* _thread_db_sizeof_pthread, 0 if absent */
+	int tid_checked;       /* struct pthread's tid equals tid */
+	hi_addr_t dtv;         /* &dtv[0] (the TCB's pointer) */
+	uint64_t dtv_slots;    /* dtv[-1].counter */
+	uint64_t dtv_gen;      /* dtv[0].counter */
+	struct hi_tls_block *blocks; /* allocated ones only; malloc'd */
+	size_t nblocks;
+};
+
+/*
+ * Before the stop: find glibc's descriptors, ld.so's _r_debug and
+ * _rtld_global, and every module's PT_TLS, from the files of sym's
+ * modules.  Return 0 with *out set (free with hi_tls_close),
+ * -HI_E_NOSYM when the descriptors or ld.so are missing (a static
+ * program, or a libpthread stripped of its symbol table), -HI_E_LAYOUT
+ * for descriptors this code does not understand, or -ENOMEM.
+ */
+int hi_tls_open(struct hi_sym *sym, struct hi_tls **out);
+void hi_tls_close(struct hi_tls *tls);
+
+/* The module whose symbol table gave the descriptors (for reports). */
+const char *hi_tls_desc_module(const struct hi_tls *tls);
+
+/*
+ * In the stop: read the link map (r_debug.r_map) for every TLS module's
+ * l_tls_modid and l_tls_offset.  At most 65,536 entries.  Return 0,
+ * -HI_E_CORRUPT, or the reader's -errno.
+ */
+int hi_tls_load(struct hi_tls *tls, const struct hi_reader *r);
+
+size_t hi_tls_nmodules(const struct hi_tls *tls);
+const struct hi_tls_module *hi_tls_module(const struct hi_tls *tls,
+					  size_t i);
+/* The index of the module whose struct hi_sym_module starts at start. */
+long hi_tls_find_module(const struct hi_tls *tls, hi_addr_t start);
+
+/*
+ * In the stop, after hi_tls_load: thread tid's TLS, from its thread
+ * pointer tp (x86_64: fs_base, from the caller's ptrace).  glibc's
+ * struct pthread at tp must say tid (or 0, a main thread libpthread never
+ * set up), else -HI_E_CORRUPT.  Every module's block that exists for the
+ * thread is listed: static ones always, dynamic ones once the thread
+ * touched them (DTV slot set, generation current, as td_thr_tlsbase
+ * checks).  Return 0 with out set (free with hi_tls_thread_free), or
+ * -HI_E_CORRUPT, -ENOMEM, the reader's -errno.
+ */
+int hi_tls_thread(const struct hi_tls *tls, const struct hi_reader *r,
+		  pid_t tid, hi_addr_t tp, struct hi_tls_thread *out);
+void hi_tls_thread_free(struct hi_tls_thread *t);
+
+/*
+ * The address of the TLS variable at offset in module's block for thread
+ * t.  Return 0, -ENOENT when the thread has no block of that module (not
+ * touched yet: the variable still has its initial value, from the file),
+ * -EINVAL when offset lies outside the block.
+ */
+int hi_tls_address(const struct hi_tls_thread *t, size_t module,
+		   uint64_t offset, hi_addr_t *addr);
+
+/*
+ * The offset and size of the thread-local symbol name (STT_TLS) in its
+ * module's TLS block, from the module's symbol table (glibc's `tcache`
+ * is static: only in the .symtab of libc's debug file).  Return 0,
+ * -HI_E_NOSYM or -HI_E_DWARF.
+ */
+int hi_sym_tls_symbol(const struct hi_sym_module *m, const char *name,
+		      uint64_t *offset, uint64_t *size);
+
+/*
+ * What a heap block holds (symbols/what.c), for the records of `heapinspect
+ * leaks`: from the block's first bytes (32 to 64, already read) and the
+ * modules' symbol tables, no debug information needed, as chap's
+ * signatures.
+ */
+struct hi_what;
+
+enum hi_what_kind {
+	HI_WHAT_UNKNOWN,
+	HI_WHAT_CXX,     /* name: the class, demangled ("vtable for X") */
+	HI_WHAT_PYTHON,  /* name: the type's tp_name; offset: of ob_type */
+	HI_WHAT_TEXT,    /* name: the text (printable ASCII, NUL-ended) */
+	HI_WHAT_MODULE,  /* name: the module a word points into; offset:
+			    of that word */
+};
+
+struct hi_what_res {
+	enum hi_what_kind kind;
+	char name[128];
+	size_t offset;
+};
+
+/*
+ * Before the stop: every "_ZTV" symbol of every module (the C++
+ * vtables, their classes demangled by the C++ runtime's __cxa_demangle
+ * when libstdc++ is installed), CPython's PyType_Type, the modules'
+ * ranges.  Return 0 with *out set (free with hi_what_close), or -ENOMEM.
+ */
+int hi_what_open(struct hi_sym *sym, struct hi_what **out);
+void hi_what_close(struct hi_what *w);
+
+/*
+ * Before the stop, where the target runs CPython: the names of its static
+ * type objects (every "*_Type" object whose type is PyType_Type), read
+ * through r from the running target, so that in the stop only types made
+ * at run time (classes) are read.  Return how many were found.
+ */
+int hi_what_prefill(struct hi_what *w, struct hi_sym *sym,
+		    const struct hi_reader *r);
+
+/*
+ * What the block whose first len bytes are bytes holds: a C++ object
+ * (its first word points inside a vtable symbol), a CPython object (a type
+ * pointer at 8, 24 or 40 leads to a type object whose type is
+ * PyType_Type, through at most two metaclasses, and whose tp_name is
+ * text; read through r and kept, at most 1,024 types), a text, or a word
+ * that points into a module; else UNKNOWN.  r may be NULL (only what
+ * hi_what_prefill found).  The target must be stopped when r is given.
+ * Return 0.
+ */
+int hi_what_block(struct hi_what *w, const unsigned char *bytes, size_t len,
+		  const struct hi_reader *r, struct hi_what_res *out);
+
 #endif

@@ -7,7 +7,9 @@
 # glibc's malloc state for live.info_checks, gcc-multilib and musl-tools
 # build the 32-bit and musl programs live.errors.* must see refused), what
 # the install tests use (setcap, useradd, man, zsh, systemd-analyze,
-# debootstrap), and clang with its libFuzzer runtime for the fuzz targets.
+# debootstrap), clang with its libFuzzer runtime for the fuzz targets, and
+# for the leak targets valgrind (their truth), g++ and Python's headers and
+# setuptools (a C++ target, a CPython extension built the ordinary way).
 # Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
@@ -24,4 +26,5 @@ apt-get install -y -q --no-install-recommends \
 	prometheus librsvg2-bin \
 	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring \
-	libcap2-bin passwd man-db zsh systemd debootstrap
+	libcap2-bin passwd man-db zsh systemd debootstrap \
+	valgrind g++ python3-dev python3-setuptools
