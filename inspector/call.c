@@ -246,8 +246,12 @@ static void pause_a_moment(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
-			struct hi_call_report *rep)
+static int choose_host(struct hi_caller *c, const struct hi_call *call,
+		       struct hi_call_state **out, pid_t *host, int *rank,
+		       char *why, size_t why_size);
+
+int hi_caller_stop_safe(struct hi_caller *c, const struct hi_call *call,
+			uint64_t deadline_ns, struct hi_call_report *rep)
 {
 	uint64_t first = 0;
 	int ret;
@@ -268,16 +272,33 @@ int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
 		}
 		c->t->mem.maps = &c->maps;
 		ret = check_safe(c, rep);
+		if (ret > 0)
+			ret = -HI_E_UNSAFE;
+		if (ret == 0) {
+			/*
+			 * A thread that can host the call: none may be able
+			 * to for a moment (each in a state that comes and
+			 * goes), so wait for one as for a quiet allocator.
+			 */
+			struct hi_call_state *st = NULL;
+			pid_t host;
+			int rank;
+
+			ret = choose_host(c, call, &st, &host, &rank,
+					  rep->unsafe, sizeof(rep->unsafe));
+			if (st)
+				c->arch->call_free(st);
+		}
 		if (ret == 0) {
 			rep->waited_us = (hi_now_ns() - first) / 1000;
 			rep->unsafe[0] = '\0';
 			return 0;
 		}
 		hi_target_resume(c->t);
-		if (ret < 0)
+		if (ret != -HI_E_UNSAFE && ret != -HI_E_NOHOST)
 			return ret;
 		if (hi_now_ns() >= deadline_ns)
-			return -HI_E_UNSAFE;
+			return ret;
 		pause_a_moment(attempt);
 	}
 }

@@ -70,14 +70,15 @@ void hi_caller_fini(struct hi_caller *c);
 
 /*
  * Stop the target at a moment when it is safe to call into its allocator:
- * no arena lock or global lock held (where the layout is known) and no
- * thread's call stack inside the allocator.  Until deadline_ns
- * (CLOCK_MONOTONIC), let it run a moment and stop it again.  Return 0 with
- * every thread stopped, -HI_E_UNSAFE (rep->unsafe says why) or another
- * negative code, with the target running.
+ * no arena lock or global lock held (where the layout is known), no
+ * thread's call stack inside the allocator, and a thread that can host
+ * call.  Until deadline_ns (CLOCK_MONOTONIC), let it run a moment and stop
+ * it again.  Return 0 with every thread stopped; -HI_E_UNSAFE or
+ * -HI_E_NOHOST (rep->unsafe says why: the last reason) or another negative
+ * code, with the target running.
  */
-int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
-			struct hi_call_report *rep);
+int hi_caller_stop_safe(struct hi_caller *c, const struct hi_call *call,
+			uint64_t deadline_ns, struct hi_call_report *rep);
 
 /*
  * Run call in one thread of the stopped target, the others staying stopped,

@@ -83,7 +83,7 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 	call.ret_size = wide ? MALLINFO2_SIZE : MALLINFO_SIZE;
 
 	deadline = hi_now_ns() + (uint64_t)o->timeout_ms * 1000000u;
-	ret = hi_caller_stop_safe(&c, deadline, &s->call);
+	ret = hi_caller_stop_safe(&c, &call, deadline, &s->call);
 	if (ret)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &s->when);

@@ -139,7 +139,8 @@ static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 	trim.args[0] = pad;
 	trim.nargs = 1;
 
-	ret = hi_caller_stop_safe(&c, hi_now_ns() + timeout_ms * 1000000ull,
+	ret = hi_caller_stop_safe(&c, &trim,
+				  hi_now_ns() + timeout_ms * 1000000ull,
 				  &res->rep);
 	if (ret)
 		goto out;
