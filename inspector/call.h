@@ -33,6 +33,19 @@ struct hi_call_report {
 	int signals_held;       /* signals that waited for the call */
 	int abandoned;          /* the call was stopped and undone */
 	int left_running;       /* the call was left to finish by itself */
+	/* A call that failed part way (-HI_E_CALLFAULT), and was undone: */
+	int fault_sig;          /* the signal it raised, or 0 */
+	int fault_code;         /* its si_code */
+	hi_addr_t fault_addr;   /* si_addr of a SIGSEGV, SIGBUS ... */
+	const char *fault_syscall; /* or the system call of its failure
+				      path (writev of malloc_printerr ...),
+				      stopped before it ran */
+	char fault_msg[200];    /* what it was about to write on stderr */
+	int locks_released;     /* allocator locks it held, released */
+	hi_addr_t lock_addr;    /* the first of them */
+	int locks_unknown;      /* no layout: it may hold a lock still */
+	int sig_reset;          /* a fault signal the process ignored:
+				   the kernel made it default */
 	struct {
 		const char *name;
 		unsigned count;

@@ -130,6 +130,14 @@ struct hi_alloc_ctx {
 	char why[4096];
 };
 
+struct hi_writer;
+
+/* What a call into the allocator walks (call_sound's kind). */
+enum hi_call_kind {
+	HI_CALL_INFO = 1, /* mallinfo2(), mallinfo(): the free lists, top */
+	HI_CALL_TRIM,     /* malloc_trim(): that, merging and madvise */
+};
+
 struct hi_allocator_ops {
 	const char *name;
 	/*
@@ -199,6 +207,29 @@ struct hi_allocator_ops {
 	 * have them.  The target must be stopped.
 	 */
 	int (*global_locks)(struct hi_alloc_ctx *ctx);
+	/*
+	 * Whether a call of the allocator's function of kind (enum
+	 * hi_call_kind) can be made in the target without faulting,
+	 * aborting or giving back memory in use: walk exactly what that
+	 * function walks, with every check the allocator itself makes on
+	 * the way, every pointer checked against the mappings.  Needs a
+	 * successful locate; the target must be stopped, no allocator lock
+	 * held.  heap is the read of the same stop (read): an arena found
+	 * corrupt is marked so in it (status, bad_addr, why; complete
+	 * cleared).  Return 0 when sound, -HI_E_CORRUPT (heap says where,
+	 * heap->why for the ring), or -errno.
+	 */
+	int (*call_sound)(struct hi_alloc_ctx *ctx, int kind,
+			  struct hi_heap *heap);
+	/*
+	 * Release every allocator lock that is held, for a call undone part
+	 * way: when none was held before it and only its thread ran, every
+	 * one held now is the call's.  Needs a successful locate; the target
+	 * must be stopped.  Return the number released (*first: the address
+	 * of the first), or a negative code.
+	 */
+	int (*unlock_all)(struct hi_alloc_ctx *ctx, const struct hi_writer *w,
+			  hi_addr_t *first);
 	void (*release)(struct hi_alloc_ctx *ctx);
 };
 
