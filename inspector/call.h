@@ -99,11 +99,23 @@ int hi_caller_stop_safe(struct hi_caller *c, const struct hi_call *call,
  * bytes.  Return 0 with the target still stopped; or -HI_E_CALLSTUCK when it
  * did not return by deadline_ns (rep->abandoned: undone, target stopped;
  * rep->left_running: the target was released to finish the call by itself),
- * -HI_E_CALLFAULT (undone), -HI_E_NOHOST, or another negative code.
+ * -HI_E_CALLFAULT when the function faulted or took its failure path
+ * (undone before any signal was delivered, the allocator locks it held
+ * released where the layout is known: rep->fault_* and locks_* say what
+ * happened), -HI_E_NOHOST, or another negative code.
  */
 int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 		   const char *name, void *result, uint64_t deadline_ns,
 		   struct hi_call_report *rep);
+
+/*
+ * Test builds only (HI_TEST_HOOKS, tests/CMakeLists.txt): with
+ * HEAPINSPECT_TEST_UNCHECKED=call, a call goes ahead into a heap that the
+ * read found unsound; =nolayout, it goes ahead as if no layout were known
+ * (no lock words, no read), so that a test can make a call fail for real.
+ * Return 0 (always, in the shipped binary), 1 (call) or 2 (nolayout).
+ */
+int hi_caller_test_unchecked(void);
 
 /* The monotonic clock in nanoseconds. */
 uint64_t hi_now_ns(void);

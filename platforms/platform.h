@@ -280,7 +280,8 @@ struct hi_arch_ops {
 	 * call stops on) until call_is_return says it is at the return, then
 	 * call_returned, one more step to the system call's exit, and
 	 * call_finish.  call_abandon restores the thread at any stop that
-	 * is not a system call entry.  Below is the contract of each.
+	 * is not a system call entry (at one, call_skip_syscall first, then
+	 * a step to its exit).  Below is the contract of each.
 	 *
 	 * The bytes of the architecture's rt_sigreturn sequence, by which
 	 * the C library's signal return path is found and checked.
@@ -324,6 +325,12 @@ struct hi_arch_ops {
 	int (*call_finish)(struct hi_call_state *st, const struct hi_writer *w);
 	int (*call_abandon)(struct hi_call_state *st,
 			    const struct hi_writer *w);
+	/*
+	 * At a system call entry stop during the call: make that system call
+	 * not run (it fails), so that at its exit stop the call can be
+	 * abandoned before the system call did anything.  0 or < 0.
+	 */
+	int (*call_skip_syscall)(struct hi_call_state *st);
 	void (*call_free)(struct hi_call_state *st);
 	/* The name of system call nr, for reports, or NULL. */
 	const char *(*syscall_name)(uint64_t nr);

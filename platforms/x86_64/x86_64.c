@@ -53,6 +53,8 @@ static const unsigned char x86_64_restorer_code[] = {
 #define NT_X86_SHSTK 0x204
 #endif
 #define X86_64_NR_RT_SIGRETURN 15
+/* A signal's bit in the kernel's 64-bit sigset_t. */
+#define SIGBIT(sig) (1ull << ((sig) - 1))
 #define X86_64_NR_RESTART_SYSCALL 219
 
 /*
@@ -692,8 +694,29 @@ static int x86_64_call_start(struct hi_call_state *st,
 	/*
 	 * Signals wait until the thread is back: the frame's uc_sigmask (or
 	 * call_returned) puts the mask back, and they are delivered then.
+	 * All but those a fault of the function's own raises: the kernel
+	 * forces a blocked one through by resetting the process's handler
+	 * to the default (force_sig_info_to_task), which could not be put
+	 * back; unblocked, it stops the thread for heapinspect before any
+	 * handler runs, and the call is undone.
 	 */
-	return set_sigmask(st->tid, ~0ull);
+	return set_sigmask(st->tid, ~(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) |
+				      SIGBIT(SIGILL) | SIGBIT(SIGFPE) |
+				      SIGBIT(SIGTRAP) | SIGBIT(SIGSYS)));
+}
+
+static int x86_64_call_skip_syscall(struct hi_call_state *st)
+{
+	struct user_regs_struct r;
+	int ret;
+
+	/* orig_rax -1 at the entry stop: the kernel skips the call
+	 * (syscall_trace_enter), rax says -ENOSYS at its exit. */
+	ret = get_regs(st->tid, &r);
+	if (ret)
+		return ret;
+	r.orig_rax = (unsigned long long)-1;
+	return set_regs(st->tid, &r);
 }
 
 static int x86_64_call_is_return(const struct hi_call_state *st, uint64_t nr,
@@ -846,6 +869,12 @@ static int x86_64_call_abandon(struct hi_call_state *st,
 	return -HI_E_UNSUPPORTED;
 }
 
+static int x86_64_call_skip_syscall(struct hi_call_state *st)
+{
+	(void)st;
+	return -HI_E_UNSUPPORTED;
+}
+
 static void x86_64_call_free(struct hi_call_state *st)
 {
 	(void)st;
@@ -871,6 +900,7 @@ const struct hi_arch_ops x86_64_ops = {
 	.call_returned = x86_64_call_returned,
 	.call_finish = x86_64_call_finish,
 	.call_abandon = x86_64_call_abandon,
+	.call_skip_syscall = x86_64_call_skip_syscall,
 	.call_free = x86_64_call_free,
 	.syscall_name = x86_64_syscall_name,
 };
