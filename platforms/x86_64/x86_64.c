@@ -257,25 +257,36 @@ static int restarts_by_block(uint64_t nr)
  * returned through the call's frame by itself (heapinspect killed) could
  * not go back to it: it would see EINTR.  But the registers still hold that
  * call's arguments (the kernel changed only rax and rip to restart it), and
- * glibc issues such calls as "mov $NR, %eax; syscall": when the bytes
- * before the syscall instruction say so, the thread can go back to NR
- * itself, with its arguments, as a thread stopped in NR would (a sleep may
- * then last longer, never shorter; the rest of a sleep that glibc's sleep()
- * made is what its request holds by then, since the kernel writes the time
- * left back at every interruption).  Return NR, or -1.
+ * the instruction before the syscall instruction loaded its number: glibc
+ * issues such calls as "mov $NR, %eax; syscall" (2.31 to 2.40), or, where
+ * the number is an argument of a function of its own, as "mov D(%rsp),
+ * %rax; syscall" (INTERNAL_SYSCALL_NCS, 2.41), the stack as it was then.
+ * When those bytes say so, the thread can go back to NR itself, with its
+ * arguments, as a thread stopped in NR would (a sleep may then last
+ * longer, never shorter; the rest of a sleep that glibc's sleep() made is
+ * what its request holds by then, since the kernel writes the time left
+ * back at every interruption).  Return NR, or -1.
  */
-static long restarted_call(const struct hi_reader *r, hi_addr_t rip)
+static long restarted_call(const struct hi_reader *r, hi_addr_t rip,
+			   hi_addr_t rsp)
 {
 	unsigned char code[7];
-	uint32_t nr;
+	uint64_t nr = UINT64_MAX;
+	uint32_t imm;
 
 	if (rip < sizeof(code) || hi_read(r, rip - sizeof(code), code,
 					  sizeof(code)) != 0)
 		return -1;
-	/* b8 imm32: mov $imm32, %eax; 0f 05: syscall */
-	if (code[0] != 0xb8 || code[5] != 0x0f || code[6] != 0x05)
+	if (code[5] != 0x0f || code[6] != 0x05) /* syscall */
 		return -1;
-	memcpy(&nr, code + 1, 4);
+	if (code[0] == 0xb8) { /* b8 imm32: mov $imm32, %eax */
+		memcpy(&imm, code + 1, 4);
+		nr = imm;
+	} else if (code[0] == 0x48 && code[1] == 0x8b && code[2] == 0x44 &&
+		   code[3] == 0x24) { /* 48 8b 44 24 d8: mov d8(%rsp), %rax */
+		if (hi_read(r, rsp + code[4], &nr, sizeof(nr)) != 0)
+			return -1;
+	}
 	return restarts_by_block(nr) ? (long)nr : -1;
 }
 
@@ -518,7 +529,7 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 	}
 	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL &&
 	    ax == -HI_ERESTART_RESTARTBLOCK)
-		restarts = restarted_call(r, st->regs.rip);
+		restarts = restarted_call(r, st->regs.rip, st->regs.rsp);
 	if (restarts >= 0)
 		st->resume.rax = (uint64_t)restarts;
 
