@@ -141,8 +141,10 @@ def check_relations(mi, arenas, problems):
                         % (mi["uordblks"], mi["arena"], mi["fordblks"]))
 
 
-def check_snapshot(snap, ready, pid, located_by=None):
-    """All checks of one snapshot; returns the list of problems."""
+def check_snapshot(snap, ready, pid, located_by=None, want_call=False):
+    """All checks of one snapshot; returns the list of problems.  With
+    want_call (--method call), the figures must come from a call that was
+    made, and agree with the read of the same stop."""
     problems = []
 
     def need(cond, msg):
@@ -174,13 +176,22 @@ def check_snapshot(snap, ready, pid, located_by=None):
                 need(v < (2, 33), "allocator.version %s, but the target "
                      "has no mallinfo2 (< 2.33)" % ver)
         need("method" in alloc, "allocator has no method")
+        if want_call:
+            need(alloc.get("method") == "call",
+                 "--method call, but allocator.method is %r: no call was "
+                 "made" % alloc.get("method"))
         if alloc.get("method") == "call":
             call = alloc.get("call")
             if need(isinstance(call, dict), "method call without call"):
-                # The reader's figures of the same stop must agree.
-                need(call.get("agrees_with_memory") is not False,
-                     "the call's figures differ from the memory reader's "
-                     "in the same stop")
+                # The reader's figures of the same stop must agree; the
+                # layout is known in every test that asks for a call
+                # (auto calls where it is not: null then).
+                agrees = call.get("agrees_with_memory")
+                need(agrees is True or (agrees is None and not want_call),
+                     "the call's figures and the memory reader's in the "
+                     "same stop: agrees_with_memory is %r" % agrees)
+                need(is_int(call.get("thread")) and call["thread"] > 0,
+                     "the call ran in no thread: %r" % call.get("thread"))
                 if ready["api"] == "mallinfo":
                     need(call.get("function") == "mallinfo" and
                          "wrap" in call.get("note", ""),
@@ -305,13 +316,15 @@ def run(args):
                          else None))
             if err and loud:
                 print("  heapinspect stderr: %s" % err)
+            want_call = any(a == "call" and b == "--method" for b, a in
+                            zip(args.extra_arg, args.extra_arg[1:]))
             if args.quiet:
                 with contextlib.redirect_stdout(io.StringIO()):
                     problems = check_snapshot(snap, ready, pid,
-                                              args.located_by)
+                                              args.located_by, want_call)
             else:
                 problems = check_snapshot(snap, ready, pid,
-                                              args.located_by)
+                                          args.located_by, want_call)
             if isinstance(snap, dict) and snap.get("consistent") is True:
                 consistent += 1
             for p in problems:

@@ -40,6 +40,8 @@
  *             instead, which neither mallinfo2() nor malloc_trim() reads
  *             (glibc 2.26 to 2.43): a call must not be refused for it
  *   sleep     sleeps in sleep(3) for a day at a time
+ *   rawsleep  the same through syscall(SYS_nanosleep, ...), whose code does
+ *             not say which system call it made
  *   pselect   waits in pselect(2) with no descriptor and no timeout
  *   ppoll     waits in ppoll(2), likewise
  *   epoll_pwait  waits in epoll_pwait(2) on an empty epoll set, again
@@ -75,6 +77,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -283,16 +286,21 @@ static void wait_mode(const char *mode)
 		int r;
 
 		errno = 0;
-		if (strcmp(mode, "sleep") == 0) {
+		if (strcmp(mode, "sleep") == 0 ||
+		    strcmp(mode, "rawsleep") == 0) {
+			struct timespec ts = { 86400, 0 };
 			unsigned left;
 
 			/* sleep() blocks nothing: SIGUSR1 is blocked here. */
 			sigprocmask(SIG_SETMASK, &waiting, NULL);
-			left = sleep(86400);
+			if (mode[0] == 's')
+				left = sleep(86400);
+			else
+				left = syscall(SYS_nanosleep, &ts, &ts) != 0;
 			sigprocmask(SIG_SETMASK, &normal, NULL);
 			if (!usr1)
-				bad = left ? "sleep() was cut short"
-					   : "sleep() ended";
+				bad = left ? "the sleep was cut short"
+					   : "the sleep ended";
 			continue;
 		}
 		if (strcmp(mode, "pselect") == 0)
@@ -336,8 +344,8 @@ static void wait_mode(const char *mode)
 int main(int argc, char **argv)
 {
 	static const char *const modes[] = {
-		"uaf", "uaf_tcache", "uaf_wild", "overflow", "sleep", "pselect",
-		"ppoll",
+		"uaf", "uaf_tcache", "uaf_wild", "overflow", "sleep", "rawsleep",
+		"pselect", "ppoll",
 		"epoll_pwait", "sigsuspend",
 	};
 	int known = 0;
