@@ -3,7 +3,8 @@
 # (as root): the compiler and CMake, elfutils and jansson, glibc's debug
 # information (libc6-dbg, matching the installed libc6), the tools the
 # tests drive (promtool from prometheus checks the OpenMetrics file,
-# rsvg-convert from librsvg2-bin renders the plot), and clang with its
+# rsvg-convert from librsvg2-bin renders the plot, nginx-light is the real
+# service live.call_nginx calls into), and clang with its
 # libFuzzer runtime for the fuzz targets.  Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
@@ -17,6 +18,6 @@ apt-get install -y -q --no-install-recommends \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
 	python3 util-linux libjemalloc2 \
-	prometheus librsvg2-bin \
+	prometheus librsvg2-bin nginx-light \
 	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring
