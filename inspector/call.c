@@ -498,19 +498,20 @@ static void failure_message(struct hi_caller *c, const char *name,
 		return;
 	if (strcmp(name, "write") == 0) {
 		len = args[2] < size - 1 ? args[2] : size - 1;
-		if (hi_read(&c->reader, args[1], out, len) != 0)
+		if (len && hi_read(&c->reader, args[1], out, len) != 0)
 			len = 0;
 	} else if (strcmp(name, "writev") == 0) {
 		uint64_t iov[16][2];
 		uint64_t n = args[2] < 16 ? args[2] : 16;
 
-		if (hi_read(&c->reader, args[1], iov, n * 16) != 0)
+		if (n == 0 || hi_read(&c->reader, args[1], iov, n * 16) != 0)
 			n = 0;
 		for (uint64_t i = 0; i < n && len < size - 1; i++) {
 			size_t k = iov[i][1] < size - 1 - len ? iov[i][1]
 							      : size - 1 - len;
 
-			if (hi_read(&c->reader, iov[i][0], out + len, k) != 0)
+			if (k && hi_read(&c->reader, iov[i][0], out + len,
+					  k) != 0)
 				break;
 			len += k;
 		}
@@ -744,9 +745,9 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 			count_syscall(c, rep, si.entry.nr);
 			sname = c->arch->syscall_name(si.entry.nr);
 			if (is_failure_path(sname)) {
-				rep->fault_syscall = sname;
 				uint64_t args[6];
 
+				rep->fault_syscall = sname;
 				for (int i = 0; i < 6; i++)
 					args[i] = si.entry.args[i];
 				failure_message(c, sname, args, rep->fault_msg,
@@ -767,7 +768,8 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 			/* The function crashed: undo it, the target's own
 			 * handler never sees the fault. */
 			th->stopped = 1;
-			if (ignored & (1ull << (sig - 1)))
+			/* force_sig_info_to_task resets an ignored one. */
+			if (sig != SIGABRT && (ignored & (1ull << (sig - 1))))
 				rep->sig_reset = sig;
 			ret = undo(c, st, &w, rep);
 			ret = ret ? ret : -HI_E_CALLFAULT;
