@@ -193,15 +193,20 @@ static void uaf(int how)
 		link -= 2;
 	saved = *(volatile uint64_t *)link;
 	saved_size = *(volatile uint64_t *)(link + 1);
+	/*
+	 * What REVEAL_PTR makes of it (glibc 2.32 on): misaligned, so that
+	 * glibc's own check finds it (malloc_printerr), or aligned and
+	 * non-canonical, so that following it faults.  Whatever the address
+	 * space layout.
+	 */
 	if (how == OVERFLOW) {
 		*(volatile uint64_t *)link = 256;
 		*(volatile uint64_t *)(link + 1) = saved_size & ~(uint64_t)1;
-	} else if (how == UAF_WILD)
-		/* REVEAL_PTR of it: 0x4141414141414140 */
+	} else {
 		*(volatile uint64_t *)link = ((uintptr_t)link >> 12) ^
-					     0x4141414141414140ull;
-	else
-		*(volatile uint64_t *)link = 0x4141414141414141ull;
+			(how == UAF_WILD ? 0x4141414141414140ull
+					 : 0x4141414141414141ull);
+	}
 	for (;;) {
 		ssize_t n = 0, len = 0;
 
