@@ -102,9 +102,10 @@ static int check_sound(const struct hi_allocator_ops *ops,
 
 	ret = ops->read(ctx, 1, &heap);
 	if (ret == -HI_E_CORRUPT) {
+		/* The ring itself (res->bad.addr 0). */
 		res->bad.bad_addr = heap.bad_addr;
-		snprintf(res->bad.why, sizeof(res->bad.why), "the list of "
-			 "arenas: %.170s", heap.why);
+		snprintf(res->bad.why, sizeof(res->bad.why), "%.190s",
+			 heap.why);
 		return -HI_E_UNSOUND;
 	}
 	if (ret)
@@ -120,8 +121,8 @@ static int check_sound(const struct hi_allocator_ops *ops,
 		}
 		if (!res->bad.status) {
 			res->bad.bad_addr = heap.bad_addr;
-			snprintf(res->bad.why, sizeof(res->bad.why),
-				 "the list of arenas: %.170s", heap.why);
+			snprintf(res->bad.why, sizeof(res->bad.why), "%.190s",
+				 heap.why);
 		}
 		ret = -HI_E_UNSOUND;
 	}
@@ -433,9 +434,14 @@ int hi_trim_main(int argc, char **argv)
 		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
 			      stop_timeout_ms, &res, detail, sizeof(detail));
 	if (ret == -HI_E_UNSOUND) {
-		errmsg("pid %d: arena 0x%" PRIx64 " is corrupt at 0x%" PRIx64
-		       ": %s", (int)pid, res.bad.addr, res.bad.bad_addr,
-		       res.bad.why);
+		if (res.bad.addr)
+			errmsg("pid %d: arena 0x%" PRIx64 " is corrupt at 0x%"
+			       PRIx64 ": %s", (int)pid, res.bad.addr,
+			       res.bad.bad_addr, res.bad.why);
+		else
+			errmsg("pid %d: the list of arenas is corrupt at 0x%"
+			       PRIx64 ": %s", (int)pid, res.bad.bad_addr,
+			       res.bad.why);
 		errmsg("pid %d: malloc_trim() was not called: it would walk "
 		       "that corruption and could crash the process, or give "
 		       "back memory in use; nothing was changed", (int)pid);
