@@ -56,6 +56,19 @@ static void die_here(const char *step)
 		raise(SIGKILL);
 }
 
+int hi_caller_test_unchecked(void)
+{
+#ifdef HI_TEST_HOOKS
+	const char *v = getenv("HEAPINSPECT_TEST_UNCHECKED");
+
+	if (v && strcmp(v, "call") == 0)
+		return 1;
+	if (v && strcmp(v, "nolayout") == 0)
+		return 2;
+#endif
+	return 0;
+}
+
 /* The writer behind platform code: process_vm_writev, or /proc/PID/mem. */
 struct mem_writer {
 	pid_t pid;
@@ -250,8 +263,12 @@ static void pause_a_moment(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
-			struct hi_call_report *rep)
+static int choose_host(struct hi_caller *c, const struct hi_call *call,
+		       struct hi_call_state **out, pid_t *host, int *rank,
+		       char *why, size_t why_size);
+
+int hi_caller_stop_safe(struct hi_caller *c, const struct hi_call *call,
+			uint64_t deadline_ns, struct hi_call_report *rep)
 {
 	uint64_t first = 0;
 	int ret;
@@ -272,16 +289,33 @@ int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
 		}
 		c->t->mem.maps = &c->maps;
 		ret = check_safe(c, rep);
+		if (ret > 0)
+			ret = -HI_E_UNSAFE;
+		if (ret == 0) {
+			/*
+			 * A thread that can host the call: none may be able
+			 * to for a moment (each in a state that comes and
+			 * goes), so wait for one as for a quiet allocator.
+			 */
+			struct hi_call_state *st = NULL;
+			pid_t host;
+			int rank;
+
+			ret = choose_host(c, call, &st, &host, &rank,
+					  rep->unsafe, sizeof(rep->unsafe));
+			if (st)
+				c->arch->call_free(st);
+		}
 		if (ret == 0) {
 			rep->waited_us = (hi_now_ns() - first) / 1000;
 			rep->unsafe[0] = '\0';
 			return 0;
 		}
 		hi_target_resume(c->t);
-		if (ret < 0)
+		if (ret != -HI_E_UNSAFE && ret != -HI_E_NOHOST)
 			return ret;
 		if (hi_now_ns() >= deadline_ns)
-			return -HI_E_UNSAFE;
+			return ret;
 		pause_a_moment(attempt);
 	}
 }
@@ -411,17 +445,140 @@ static void count_syscall(struct hi_caller *c, struct hi_call_report *rep,
 	rep->nsyscalls_other++;
 }
 
-/* A fault the function itself caused, not a signal sent to the target. */
-static int is_fault(pid_t tid, int sig)
+/*
+ * Whether signal sig, stopping the thread that runs the call, is the
+ * function's own doing rather than a signal sent to the target: a fault
+ * the kernel raised (si_code > 0; SI_KERNEL included: a general protection
+ * fault, such as a non-canonical pointer followed, is a SIGSEGV with
+ * SI_KERNEL), or SIGABRT, which is blocked during the call and so reaches
+ * the thread only once the function unblocked it: abort().  Set rep's
+ * fault_* fields when it is.
+ */
+static int is_fault(pid_t tid, int sig, struct hi_call_report *rep)
 {
 	siginfo_t si;
 
+	memset(&si, 0, sizeof(si));
 	if (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL &&
-	    sig != SIGFPE && sig != SIGTRAP && sig != SIGSYS)
+	    sig != SIGFPE && sig != SIGTRAP && sig != SIGSYS &&
+	    sig != SIGABRT)
 		return 0;
-	if (ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) != 0)
-		return 1;
-	return si.si_code > 0 && si.si_code != SI_KERNEL;
+	if (ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) == 0 &&
+	    sig != SIGABRT && si.si_code <= 0)
+		return 0;
+	rep->fault_sig = sig;
+	rep->fault_code = si.si_code;
+	if (sig != SIGABRT && sig != SIGSYS)
+		rep->fault_addr = (hi_addr_t)(uintptr_t)si.si_addr;
+	return 1;
+}
+
+/*
+ * The system calls of glibc's failure paths, none of which the allocator's
+ * functions make otherwise: malloc_printerr and assert() first write their
+ * message with writev on fd 2 (__libc_message, 2.26 to 2.43), then abort()
+ * changes the signal mask and raises SIGABRT.  Stopped at the entry of one,
+ * the call is undone before it runs: nothing is printed, nothing raised.
+ */
+static int is_failure_path(const char *name)
+{
+	static const char *const names[] = {
+		"writev", "write", "rt_sigprocmask", "rt_sigaction",
+		"tgkill", "tkill", "kill", "rt_sigqueueinfo",
+		"rt_tgsigqueueinfo", "exit", "exit_group",
+	};
+
+	for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* What a write or writev to fd 2 at its entry stop would print. */
+static void failure_message(struct hi_caller *c, const char *name,
+			    const uint64_t *args, char *out, size_t size)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (args[0] != 2 || size < 2)
+		return;
+	if (strcmp(name, "write") == 0) {
+		len = args[2] < size - 1 ? args[2] : size - 1;
+		if (len && hi_read(&c->reader, args[1], out, len) != 0)
+			len = 0;
+	} else if (strcmp(name, "writev") == 0) {
+		uint64_t iov[16][2];
+		uint64_t n = args[2] < 16 ? args[2] : 16;
+
+		if (n == 0 || hi_read(&c->reader, args[1], iov, n * 16) != 0)
+			n = 0;
+		for (uint64_t i = 0; i < n && len < size - 1; i++) {
+			size_t k = iov[i][1] < size - 1 - len ? iov[i][1]
+							      : size - 1 - len;
+
+			if (k && hi_read(&c->reader, iov[i][0], out + len,
+					  k) != 0)
+				break;
+			len += k;
+		}
+	}
+	out[len] = '\0';
+	/* One line of text: the target's bytes are not trusted. */
+	while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
+		out[--len] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+			out[i] = '?';
+	}
+}
+
+/* The signals the process ignores (SigIgn of /proc/PID/status). */
+static uint64_t ignored_signals(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "SigIgn: %llx", &mask) == 1)
+			break;
+	}
+	fclose(f);
+	return mask;
+}
+
+/*
+ * Undo a call that failed part way, at a stop that is not a system call
+ * entry: the thread back exactly as it was, and every allocator lock
+ * released (none was held before the call, and only its thread ran: any
+ * held now is the one the function held when it failed; mallinfo2 and
+ * malloc_trim hold one arena's at a time).  Without a layout the lock
+ * words cannot be found: rep says so.
+ */
+static int undo(struct hi_caller *c, struct hi_call_state *st,
+		const struct hi_writer *w, struct hi_call_report *rep)
+{
+	int ret = c->arch->call_abandon(st, w);
+
+	hi_mem_invalidate(&c->t->mem);
+	rep->abandoned = 1;
+	if (c->located && c->ops->unlock_all) {
+		int n = c->ops->unlock_all(c->ctx, w, &rep->lock_addr);
+
+		if (n > 0)
+			rep->locks_released = n;
+		else if (n < 0)
+			rep->locks_unknown = 1;
+	} else {
+		rep->locks_unknown = 1;
+	}
+	return ret;
 }
 
 /* Signals taken out of delivery during the call, given back after. */
@@ -489,6 +646,33 @@ leave:
 	return -HI_E_CALLSTUCK;
 }
 
+/*
+ * At a system call entry stop of the call's thread: let that system call
+ * not run, and step to its exit stop.  Signals on the way are held.
+ */
+static int skip_to_exit(struct hi_caller *c, struct hi_call_state *st,
+			pid_t host, struct held_signals *held)
+{
+	int ret, status;
+
+	ret = c->arch->call_skip_syscall(st);
+	if (ret)
+		return ret;
+	for (;;) {
+		if (ptrace(PTRACE_SYSCALL, host, NULL, NULL) != 0)
+			return errno == ESRCH ? -HI_E_EXITED : -errno;
+		ret = wait_thread(host, hi_now_ns() + 2000000000ull, &status);
+		if (ret)
+			return ret;
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return -HI_E_EXITED;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
+			return 0;
+		if (WIFSTOPPED(status) && (status >> 16) == 0)
+			hold(held, WSTOPSIG(status));
+	}
+}
+
 int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 		   const char *name, void *result, uint64_t deadline_ns,
 		   struct hi_call_report *rep)
@@ -498,7 +682,7 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 	struct held_signals held = { .n = 0 };
 	struct hi_call_state *st = NULL;
 	struct hi_thread *th;
-	uint64_t t0;
+	uint64_t t0, ignored;
 	pid_t host = 0;
 	int ret, status, rank = 0, resume_sig = 0;
 
@@ -516,6 +700,7 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 		ret = -errno;
 		goto out;
 	}
+	ignored = ignored_signals(c->t->pid);
 	t0 = hi_now_ns();
 	ret = c->arch->call_start(st, &w);
 	if (ret) {
@@ -527,6 +712,7 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 	th->stopped = 0;
 	for (;;) {
 		struct __ptrace_syscall_info si;
+		const char *sname;
 		int sig;
 
 		if (ptrace(PTRACE_SYSCALL, host, NULL,
@@ -565,16 +751,36 @@ int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 						    si.stack_pointer))
 				break;
 			count_syscall(c, rep, si.entry.nr);
+			sname = c->arch->syscall_name(si.entry.nr);
+			if (is_failure_path(sname)) {
+				uint64_t args[6];
+
+				rep->fault_syscall = sname;
+				for (int i = 0; i < 6; i++)
+					args[i] = si.entry.args[i];
+				failure_message(c, sname, args, rep->fault_msg,
+						sizeof(rep->fault_msg));
+				ret = skip_to_exit(c, st, host, &held);
+				if (ret)
+					goto out;
+				th->stopped = 1;
+				ret = undo(c, st, &w, rep);
+				ret = ret ? ret : -HI_E_CALLFAULT;
+				goto out_held;
+			}
 			continue;
 		}
 		if ((status >> 16) != 0)
 			continue; /* a group-stop or an interrupt: go on */
-		if (is_fault(host, sig)) {
+		if (is_fault(host, sig, rep)) {
 			/* The function crashed: undo it, the target's own
 			 * handler never sees the fault. */
 			th->stopped = 1;
-			c->arch->call_abandon(st, &w);
-			ret = -HI_E_CALLFAULT;
+			/* force_sig_info_to_task resets an ignored one. */
+			if (sig != SIGABRT && (ignored & (1ull << (sig - 1))))
+				rep->sig_reset = sig;
+			ret = undo(c, st, &w, rep);
+			ret = ret ? ret : -HI_E_CALLFAULT;
 			goto out_held;
 		}
 		/* Signals are blocked in the call: only SIGSTOP and the

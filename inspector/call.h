@@ -33,6 +33,19 @@ struct hi_call_report {
 	int signals_held;       /* signals that waited for the call */
 	int abandoned;          /* the call was stopped and undone */
 	int left_running;       /* the call was left to finish by itself */
+	/* A call that failed part way (-HI_E_CALLFAULT), and was undone: */
+	int fault_sig;          /* the signal it raised, or 0 */
+	int fault_code;         /* its si_code */
+	hi_addr_t fault_addr;   /* si_addr of a SIGSEGV, SIGBUS ... */
+	const char *fault_syscall; /* or the system call of its failure
+				      path (writev of malloc_printerr ...),
+				      stopped before it ran */
+	char fault_msg[200];    /* what it was about to write on stderr */
+	int locks_released;     /* allocator locks it held, released */
+	hi_addr_t lock_addr;    /* the first of them */
+	int locks_unknown;      /* no layout: it may hold a lock still */
+	int sig_reset;          /* a fault signal the process ignored:
+				   the kernel made it default */
 	struct {
 		const char *name;
 		unsigned count;
@@ -70,14 +83,15 @@ void hi_caller_fini(struct hi_caller *c);
 
 /*
  * Stop the target at a moment when it is safe to call into its allocator:
- * no arena lock or global lock held (where the layout is known) and no
- * thread's call stack inside the allocator.  Until deadline_ns
- * (CLOCK_MONOTONIC), let it run a moment and stop it again.  Return 0 with
- * every thread stopped, -HI_E_UNSAFE (rep->unsafe says why) or another
- * negative code, with the target running.
+ * no arena lock or global lock held (where the layout is known), no
+ * thread's call stack inside the allocator, and a thread that can host
+ * call.  Until deadline_ns (CLOCK_MONOTONIC), let it run a moment and stop
+ * it again.  Return 0 with every thread stopped; -HI_E_UNSAFE or
+ * -HI_E_NOHOST (rep->unsafe says why: the last reason) or another negative
+ * code, with the target running.
  */
-int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
-			struct hi_call_report *rep);
+int hi_caller_stop_safe(struct hi_caller *c, const struct hi_call *call,
+			uint64_t deadline_ns, struct hi_call_report *rep);
 
 /*
  * Run call in one thread of the stopped target, the others staying stopped,
@@ -85,11 +99,23 @@ int hi_caller_stop_safe(struct hi_caller *c, uint64_t deadline_ns,
  * bytes.  Return 0 with the target still stopped; or -HI_E_CALLSTUCK when it
  * did not return by deadline_ns (rep->abandoned: undone, target stopped;
  * rep->left_running: the target was released to finish the call by itself),
- * -HI_E_CALLFAULT (undone), -HI_E_NOHOST, or another negative code.
+ * -HI_E_CALLFAULT when the function faulted or took its failure path
+ * (undone before any signal was delivered, the allocator locks it held
+ * released where the layout is known: rep->fault_* and locks_* say what
+ * happened), -HI_E_NOHOST, or another negative code.
  */
 int hi_caller_call(struct hi_caller *c, const struct hi_call *call,
 		   const char *name, void *result, uint64_t deadline_ns,
 		   struct hi_call_report *rep);
+
+/*
+ * Test builds only (HI_TEST_HOOKS, tests/CMakeLists.txt): with
+ * HEAPINSPECT_TEST_UNCHECKED=call, a call goes ahead into a heap that the
+ * read found unsound; =nolayout, it goes ahead as if no layout were known
+ * (no lock words, no read), so that a test can make a call fail for real.
+ * Return 0 (always, in the shipped binary), 1 (call) or 2 (nolayout).
+ */
+int hi_caller_test_unchecked(void);
 
 /* The monotonic clock in nanoseconds. */
 uint64_t hi_now_ns(void);

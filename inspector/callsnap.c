@@ -2,8 +2,15 @@
 /*
  * A snapshot whose figures come from the target's own mallinfo2(), called
  * in the target (--method call, or --method auto without a layout to read).
- * Where the layout is known, the arenas are read from memory in the same
- * stop, so that both answers describe one moment and can be compared.
+ * Where the layout is known, the arenas are read from memory first, in the
+ * same stop, so that both answers describe one moment and can be compared,
+ * and so that mallinfo2() is never called into a heap it would crash on:
+ * glibc follows every link of the free lists without a doubt, and dies
+ * (SIGSEGV, or malloc_printerr's abort) where one is corrupt.  The read
+ * checks every link before following it; the call is made only when the
+ * lists it walks are sound (ops->call_sound), else refused, and the
+ * figures are the read's.  Without a layout, the call is the only way to
+ * have figures, and nothing can be checked first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -67,7 +74,7 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 	struct hi_target t;
 	const char *name;
 	uint64_t deadline;
-	int ret, wide, have_read = 0;
+	int ret, wide, have_read = 0, unchecked;
 
 	s->method = "call";
 	s->read_agrees = -1;
@@ -75,6 +82,9 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 	ret = hi_caller_init(&c, &t, ctx, ops, located, o->stop_timeout_ms);
 	if (ret)
 		goto out;
+	unchecked = hi_caller_test_unchecked();
+	if (unchecked == 2)
+		c.located = 0;
 	wide = c.funcs.mallinfo2 != 0;
 	name = wide ? "mallinfo2" : "mallinfo";
 	s->call_wraps = !wide;
@@ -83,13 +93,41 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 	call.ret_size = wide ? MALLINFO2_SIZE : MALLINFO_SIZE;
 
 	deadline = hi_now_ns() + (uint64_t)o->timeout_ms * 1000000u;
-	ret = hi_caller_stop_safe(&c, deadline, &s->call);
+	ret = hi_caller_stop_safe(&c, &call, deadline, &s->call);
 	if (ret)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &s->when);
 	s->attempts = s->call.attempts;
-	if (located) {
+	/* c.located: the layout, proven in this stop where it needs it. */
+	if (c.located) {
 		ret = ops->read(ctx, 1, &s->heap);
+		if (ret == -HI_E_CORRUPT && !unchecked) {
+			/* The ring of arenas itself: heap.why says where. */
+			s->method = "read";
+			s->call_refused = 1;
+			s->threads_stopped = hi_target_nthreads(&t);
+			ret = -HI_E_UNSOUND;
+			goto out_resume;
+		}
+		if (ret)
+			goto out_resume;
+		ret = ops->call_sound ? ops->call_sound(ctx, HI_CALL_INFO,
+							&s->heap)
+				      : -HI_E_UNSUPPORTED;
+		if (unchecked && ret == -HI_E_CORRUPT) {
+			/* Test builds: into the corrupt heap all the same. */
+			hi_heap_free(&s->heap);
+			s->heap.complete = 0;
+			ret = 0;
+		} else if (ret == -HI_E_CORRUPT ||
+			   (!ret && !s->heap.complete)) {
+			/* Refused: the read's figures stand. */
+			s->method = "read";
+			s->call_refused = 1;
+			s->threads_stopped = hi_target_nthreads(&t);
+			ret = -HI_E_UNSOUND;
+			goto out_resume;
+		}
 		if (ret)
 			goto out_resume;
 		read_mi = s->heap.mi;
@@ -130,7 +168,8 @@ out:
 	if (ret == -ESRCH || ret == -HI_E_EXITED ||
 	    (ret && kill(o->pid, 0) != 0 && errno == ESRCH))
 		ret = -HI_E_EXITED;
-	if (ret == 0 && hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
+	if ((ret == 0 || ret == -HI_E_UNSOUND) &&
+	    hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
 		ret = -HI_E_EXITED;
 	return ret;
 }

@@ -20,6 +20,8 @@ enum {
 	EXIT_PARTIAL = 1, /* printed, but some arena could not be read */
 	EXIT_FAILED = 2,  /* nothing could be read */
 	EXIT_EXITED = 3,  /* watch: the target exited */
+	EXIT_REFUSED = 5, /* --method call, trim: the heap is corrupt where
+			     the call would walk: refused, nothing called */
 	EXIT_USAGE = 64,
 };
 
@@ -30,6 +32,15 @@ int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot_err *err,
 		 const struct hi_snapshot *s);
 int parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/*
+ * The message for a failed injected call (-HI_E_UNSAFE, -HI_E_NOHOST,
+ * -HI_E_CALLFAULT, -HI_E_CALLSTUCK, -HI_E_RESTORE), with what it left
+ * behind.  Return 1 when code was one of them (the message is printed),
+ * else 0.
+ */
+int hi_call_error(pid_t pid, int code, const struct hi_call_report *rep,
+		  unsigned timeout_ms);
 
 /* cli.c */
 

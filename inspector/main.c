@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,17 @@ static void usage(FILE *out)
 "                           debuginfod when DEBUGINFOD_URLS is set), else\n"
 "                           by heapinspect's built-in glibc layouts; call:\n"
 "                           from the target's own mallinfo2(), called in\n"
-"                           it at a moment no thread is inside malloc;\n"
-"                           auto (default): read where the layout is known,\n"
-"                           else call (a glibc without a built-in layout\n"
-"                           and without usable debug information), and say\n"
-"                           which and why (method_reason)\n"
+"                           it at a moment no thread is inside malloc and\n"
+"                           a thread can host it; where the layout is\n"
+"                           known, only after a read in the same stop\n"
+"                           found every list mallinfo2() walks sound\n"
+"                           (else refused, exit 5); where none is known,\n"
+"                           the call is the only way to the figures, and\n"
+"                           nothing can be checked first; auto (default):\n"
+"                           read where the layout is known, else call (a\n"
+"                           glibc without a built-in layout and without\n"
+"                           usable debug information), and say which and\n"
+"                           why (method_reason)\n"
 "      --timeout MS         how long to wait for that moment (default\n"
 "                           5000), and for the call to return\n"
 "  -h, --help               this text\n"
@@ -78,10 +85,13 @@ static void usage(FILE *out)
 "was busy in every attempt or is corrupt (its figures are left out), or\n"
 "(info, --explain) a check of the allocator's state failed; 2 no\n"
 "snapshot (no such process, no permission, addresses that failed\n"
-"verification, no layout to read and no safe moment to call, ...; the\n"
-"message says what would help); 64 wrong usage.  SIGINT, SIGTERM, SIGHUP\n"
-"and SIGQUIT wait until the process is released, then end heapinspect: a\n"
-"shell shows 128 + the signal's number, 130 after SIGINT (Ctrl-C).\n"
+"verification, no layout to read and no safe moment to call, a call that\n"
+"failed and was undone, ...; the message says what would help); 5\n"
+"--method call refused: the heap is corrupt where mallinfo2() would walk,\n"
+"nothing was called, the read's snapshot is printed; 64 wrong usage.\n"
+"SIGINT, SIGTERM, SIGHUP and SIGQUIT wait until the process is released,\n"
+"then end heapinspect: a shell shows 128 + the signal's number, 130 after\n"
+"SIGINT (Ctrl-C).\n"
 "\n"
 "Snapshots over time (each has its own --help and exit codes):\n"
 "  snapshot   one snapshot to a file, written atomically\n"
@@ -380,42 +390,11 @@ int report_error(const struct hi_snapshot_opts *o,
 		       o->stop_timeout_ms);
 		break;
 	case -HI_E_UNSAFE:
-		errmsg("pid %d: no safe moment to call into its allocator "
-		       "within %u ms (%u stops; last: %s); nothing was called",
-		       pid, o->timeout_ms, s->call.attempts,
-		       s->call.unsafe[0] ? s->call.unsafe : "?");
-		break;
 	case -HI_E_NOHOST:
-		errmsg("pid %d: no thread can run the call: %s; nothing was "
-		       "called", pid, s->call.unsafe[0] ? s->call.unsafe :
-		       "?");
-		break;
 	case -HI_E_CALLFAULT:
-		errmsg("pid %d: %s() faulted in thread %d; the thread was put "
-		       "back as it was and the process runs on", pid,
-		       s->call.function ? s->call.function : "?",
-		       (int)s->call.thread);
-		break;
 	case -HI_E_CALLSTUCK:
-		if (s->call.abandoned)
-			errmsg("pid %d: %s() did not return within %u ms; no "
-			       "allocator lock was held, so it was undone: "
-			       "thread %d is back where it was", pid,
-			       s->call.function, o->timeout_ms,
-			       (int)s->call.thread);
-		else
-			errmsg("pid %d: %s() did not return within %u ms and "
-			       "could not be undone safely; it still runs in "
-			       "thread %d, which returns to where it was by "
-			       "itself when the call ends (through the signal "
-			       "frame on its stack); the other threads run on",
-			       pid, s->call.function, o->timeout_ms,
-			       (int)s->call.thread);
-		break;
 	case -HI_E_RESTORE:
-		errmsg("pid %d: after %s(), thread %d's registers did not read "
-		       "back as saved", pid, s->call.function,
-		       (int)s->call.thread);
+		hi_call_error(o->pid, err->code, &s->call, o->timeout_ms);
 		break;
 	default:
 		errmsg("pid %d: %s", pid, hi_strerror(err->code));
@@ -430,6 +409,137 @@ int report_error(const struct hi_snapshot_opts *o,
 			"heapinspect reads its memory instead of calling\n",
 			s->method_why);
 	return EXIT_FAILED;
+}
+
+static const char *sig_name(int sig)
+{
+	switch (sig) {
+	case SIGSEGV:
+		return "SIGSEGV";
+	case SIGBUS:
+		return "SIGBUS";
+	case SIGILL:
+		return "SIGILL";
+	case SIGFPE:
+		return "SIGFPE";
+	case SIGTRAP:
+		return "SIGTRAP";
+	case SIGSYS:
+		return "SIGSYS";
+	case SIGABRT:
+		return "SIGABRT";
+	}
+	return "a signal";
+}
+
+/* Why a call failed part way, and that it was undone. */
+static void call_fault(pid_t pid, const struct hi_call_report *r)
+{
+	const char *fn = r->function ? r->function : "?";
+
+	if (r->fault_syscall && r->fault_msg[0])
+		errmsg("pid %d: %s() found the heap corrupt in thread %d: "
+		       "glibc was about to print \"%s\" and abort the "
+		       "process; the call was undone before its %s ran: "
+		       "nothing was printed, no signal raised, and thread %d "
+		       "is back where it was", (int)pid, fn, (int)r->thread,
+		       r->fault_msg, r->fault_syscall, (int)r->thread);
+	else if (r->fault_syscall)
+		errmsg("pid %d: %s() took glibc's failure path in thread %d "
+		       "(system call %s, which it never makes otherwise); the "
+		       "call was undone before that ran: thread %d is back "
+		       "where it was", (int)pid, fn, (int)r->thread,
+		       r->fault_syscall, (int)r->thread);
+	else if (r->fault_code == SI_KERNEL)
+		errmsg("pid %d: %s() faulted in thread %d (%s raised by the "
+		       "kernel: a general protection fault, such as a "
+		       "non-canonical pointer followed): its heap is corrupt "
+		       "where the call went; the call was undone before the "
+		       "signal was delivered: thread %d is back where it was",
+		       (int)pid, fn, (int)r->thread, sig_name(r->fault_sig),
+		       (int)r->thread);
+	else
+		errmsg("pid %d: %s() faulted in thread %d (%s, si_code %d, "
+		       "address 0x%" PRIx64 "): its heap is corrupt where the "
+		       "call went; the call was undone before the signal was "
+		       "delivered: thread %d is back where it was", (int)pid,
+		       fn, (int)r->thread, sig_name(r->fault_sig),
+		       r->fault_code, r->fault_addr, (int)r->thread);
+	if (r->locks_unknown)
+		fprintf(stderr, "  but without a layout of this glibc "
+			"heapinspect cannot find the arena lock that %s() "
+			"held when it failed (it holds one arena's at a "
+			"time): that lock is still held, and whatever takes "
+			"it next will wait forever (malloc and free there once "
+			"the process has a second thread, fork, mallinfo2, "
+			"malloc_trim, ...); restart the process when you "
+			"can\n", fn);
+	else if (r->locks_released)
+		fprintf(stderr, "  the arena lock it held then (0x%" PRIx64
+			") was released: the process runs on\n",
+			r->lock_addr);
+	else
+		fprintf(stderr, "  it held no allocator lock then: the process "
+			"runs on\n");
+	if (r->sig_reset)
+		fprintf(stderr, "  the process ignored %s; the kernel set it "
+			"back to the default when the fault raised it, and a "
+			"debugger cannot set it again\n",
+			sig_name(r->sig_reset));
+	if (r->function && strcmp(r->function, "malloc_trim") == 0)
+		fprintf(stderr, "  malloc_trim() changes the heap as it goes: "
+			"the free chunks it had merged stay merged, and those "
+			"it was merging when it failed are lost to the "
+			"process (a leak, not an error)\n");
+	if (!r->locks_unknown)
+		fprintf(stderr, "  its heap is corrupt: its own next malloc or "
+			"free there may crash it\n");
+}
+
+int hi_call_error(pid_t pid, int code, const struct hi_call_report *rep,
+		  unsigned timeout_ms)
+{
+	int p = (int)pid;
+
+	switch (code) {
+	case -HI_E_UNSAFE:
+		errmsg("pid %d: no safe moment to call into its allocator "
+		       "within %u ms (%u stops; last: %s); nothing was called",
+		       p, timeout_ms, rep->attempts,
+		       rep->unsafe[0] ? rep->unsafe : "?");
+		return 1;
+	case -HI_E_NOHOST:
+		errmsg("pid %d: no thread could host the call within %u ms "
+		       "(%u stops; last: %s); nothing was called", p,
+		       timeout_ms, rep->attempts,
+		       rep->unsafe[0] ? rep->unsafe : "?");
+		fprintf(stderr, "  until that changes, this process can only "
+			"be read: heapinspect -p %d --method read\n", p);
+		return 1;
+	case -HI_E_CALLFAULT:
+		call_fault(pid, rep);
+		return 1;
+	case -HI_E_CALLSTUCK:
+		if (rep->abandoned)
+			errmsg("pid %d: %s() did not return within %u ms; no "
+			       "allocator lock was held, so it was undone: "
+			       "thread %d is back where it was", p,
+			       rep->function, timeout_ms, (int)rep->thread);
+		else
+			errmsg("pid %d: %s() did not return within %u ms and "
+			       "could not be undone safely; it still runs in "
+			       "thread %d, which returns to where it was by "
+			       "itself when the call ends (through the signal "
+			       "frame on its stack); the other threads run on",
+			       p, rep->function, timeout_ms,
+			       (int)rep->thread);
+		return 1;
+	case -HI_E_RESTORE:
+		errmsg("pid %d: after %s(), thread %d's registers did not read "
+		       "back as saved", p, rep->function, (int)rep->thread);
+		return 1;
+	}
+	return 0;
 }
 
 int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -479,6 +589,7 @@ int main(int argc, char **argv)
 	struct hi_snapshot s;
 	struct hi_snapshot_err err;
 	int json = 0, exact = 0, explain = 0, info = 0, no_cache = 0, c, ret;
+	int refused;
 	char cache_dir[4096];
 	unsigned long v;
 
@@ -605,11 +716,13 @@ int main(int argc, char **argv)
 	}
 
 	ret = hi_snapshot_take(&o, &s, &err);
-	if (ret) {
+	if (ret && ret != -HI_E_UNSOUND) {
 		if (info && s.loc.located_by && !json)
 			hi_print_locate(stderr, &s);
 		return report_error(&o, &err, &s);
 	}
+	refused = ret == -HI_E_UNSOUND;
+	ret = 0;
 	debuginfod_note(&s);
 	if (json)
 		ret = hi_print_json(stdout, &s);
@@ -644,7 +757,16 @@ int main(int argc, char **argv)
 				       "%s", a->addr, hi_strerror(a->status));
 		}
 	}
-	ret = s.heap.complete ? EXIT_OK : EXIT_PARTIAL;
+	if (refused && !s.heap.narenas)
+		errmsg("the list of arenas is corrupt at 0x%" PRIx64 ": %s",
+		       s.heap.bad_addr, s.heap.why);
+	if (refused)
+		errmsg("pid %d: mallinfo2() was not called: it would follow "
+		       "the same lists and could crash the process (SIGSEGV, "
+		       "or glibc's abort); the figures above are read from "
+		       "memory", (int)o.pid);
+	ret = refused ? EXIT_REFUSED : s.heap.complete ? EXIT_OK
+						       : EXIT_PARTIAL;
 	/*
 	 * info and --explain show the checks; addresses that need proof
 	 * never get here without it, DWARF's are read without it: a check
@@ -660,7 +782,8 @@ int main(int argc, char **argv)
 		       "information and were read all the same; a failed "
 		       "check means the allocator's state is not as glibc "
 		       "leaves it", (int)o.pid);
-		ret = EXIT_PARTIAL;
+		if (ret == EXIT_OK)
+			ret = EXIT_PARTIAL;
 	}
 	hi_snapshot_free(&s);
 	return ret;

@@ -257,6 +257,10 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 				    json_string(s->method_why));
 	if (s->called)
 		json_object_set_new(alloc, "call", call_json(s));
+	if (s->call_refused)
+		json_object_set_new(alloc, "call_refused", json_string(
+			"the heap is corrupt where mallinfo2() would walk: "
+			"nothing was called"));
 	json_object_set_new(alloc, "located_by",
 			    s->loc.located_by ? json_string(s->loc.located_by)
 					      : json_null());
@@ -411,6 +415,9 @@ void hi_print_text(FILE *out, const struct hi_snapshot *s, int exact)
 			s->loc.from_cache ? " (layout cache)" : "");
 	if (s->method_why)
 		fprintf(out, "method:    call: %s\n", s->method_why);
+	if (s->call_refused)
+		fprintf(out, "method:    read: mallinfo2() was not called, the "
+			"heap is corrupt where it would walk\n");
 	if (s->call_wraps)
 		fprintf(out, "note:      mallinfo() of glibc before 2.33: int "
 			"fields, they wrap above 2 GiB\n");

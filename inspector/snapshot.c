@@ -669,7 +669,7 @@ out_target:
 	if (ret == 0 && hi_proc_memstat(o->pid, &s->mem) == -ESRCH)
 		ret = -HI_E_EXITED;
 out_ops:
-	if (ret)
+	if (ret && ret != -HI_E_UNSOUND)
 		hi_heap_free(&s->heap);
 	ops->release(&ctx);
 	s->loc = ctx;

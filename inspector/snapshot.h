@@ -55,6 +55,9 @@ struct hi_snapshot {
 	const char *method_why;     /* why auto chose it, or NULL */
 	char method_why_buf[2048];  /* ... when made for this snapshot */
 	int called;                 /* the figures come from a call */
+	int call_refused;           /* --method call refused: the heap is
+				       corrupt where mallinfo2() walks (the
+				       figures are the read's) */
 	struct hi_call_report call;
 	int call_wraps;             /* mallinfo(): int fields, they wrap */
 	int read_agrees;            /* call and memory agree: 1, 0, -1 n/a */
@@ -97,7 +100,8 @@ int hi_exe_check(pid_t pid, char *detail, size_t size);
 /*
  * Take a snapshot.  Return 0 (s->heap.complete says whether every arena was
  * read), or a negative code with err filled.  The target is always running
- * again, exactly as before, when this returns.
+ * again, exactly as before, when this returns.  With --method call,
+ * -HI_E_UNSOUND: the call was refused and s holds the read's snapshot.
  */
 int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		     struct hi_snapshot_err *err);
@@ -106,9 +110,11 @@ void hi_snapshot_free(struct hi_snapshot *s);
 
 /*
  * The snapshot's figures from a call of the target's own mallinfo2()
- * (mallinfo() before glibc 2.33), with the arenas read from memory in the
- * same stop when located is set.  For hi_snapshot_take, after probe and
+ * (mallinfo() before glibc 2.33), with the arenas read from memory first in
+ * the same stop when located is set.  For hi_snapshot_take, after probe and
  * locate.  Return 0 or a negative code; the target is running again.
+ * -HI_E_UNSOUND: the read found the heap corrupt where mallinfo2() would
+ * walk, so nothing was called; s holds the read (call_refused set).
  */
 int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 			struct hi_snapshot *s, struct hi_alloc_ctx *ctx,

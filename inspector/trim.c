@@ -38,7 +38,10 @@ static void usage(FILE *out)
 "\n"
 "Call malloc_trim(BYTES) inside the running process PID, at a moment when\n"
 "none of its threads is inside malloc, and report its RSS and allocator\n"
-"figures before and after: the memory given back to the system.\n"
+"figures before and after: the memory given back to the system.  Where\n"
+"the layout of its allocator is known, its heap is read first, in the same\n"
+"stop, and malloc_trim() is called only when everything it walks is sound;\n"
+"where none is known, nothing can be checked first.\n"
 "\n"
 "  -p, --pid PID            the process\n"
 "      --pad BYTES          malloc_trim's pad: free space to keep at the\n"
@@ -53,10 +56,13 @@ static void usage(FILE *out)
 "                           (default 2000)\n"
 "\n"
 "exit status: 0 trimmed (whether or not there was memory to give back);\n"
-"2 nothing was called or the call failed; 64 wrong usage.\n");
+"2 nothing was called, or the call failed (and was undone); 5 refused:\n"
+"the heap is corrupt where malloc_trim() would walk, nothing was called;\n"
+"64 wrong usage.\n");
 }
 
 struct trim_result {
+	struct hi_arena bad;        /* -HI_E_UNSOUND: where the heap is bad */
 	struct hi_mallinfo before, after;
 	struct hi_memstat mem_before, mem_after;
 	struct hi_call_report rep;  /* of malloc_trim */
@@ -80,6 +86,50 @@ static void mi_from(const unsigned char *b, int wide, struct hi_mallinfo *mi)
 	}
 }
 
+/*
+ * Where the layout is known, the heap is read first, in the stop of the
+ * call, and malloc_trim() is called only when everything it walks is
+ * sound: the free lists (as mallinfo2() walks them), the neighbours that
+ * merging fastbin chunks unlinks, and the chunks whose pages it gives back
+ * (ops->call_sound).  Otherwise -HI_E_UNSOUND, nothing called, res->bad
+ * saying where.
+ */
+static int check_sound(const struct hi_allocator_ops *ops,
+		       struct hi_alloc_ctx *ctx, struct trim_result *res)
+{
+	struct hi_heap heap;
+	int ret;
+
+	ret = ops->read(ctx, 1, &heap);
+	if (ret == -HI_E_CORRUPT) {
+		/* The ring itself (res->bad.addr 0). */
+		res->bad.bad_addr = heap.bad_addr;
+		snprintf(res->bad.why, sizeof(res->bad.why), "%.190s",
+			 heap.why);
+		return -HI_E_UNSOUND;
+	}
+	if (ret)
+		return ret;
+	ret = ops->call_sound ? ops->call_sound(ctx, HI_CALL_TRIM, &heap)
+			      : -HI_E_UNSUPPORTED;
+	if (ret == -HI_E_CORRUPT || (!ret && !heap.complete)) {
+		for (size_t i = 0; i < heap.narenas; i++) {
+			if (heap.arenas[i].status) {
+				res->bad = heap.arenas[i];
+				break;
+			}
+		}
+		if (!res->bad.status) {
+			res->bad.bad_addr = heap.bad_addr;
+			snprintf(res->bad.why, sizeof(res->bad.why), "%.190s",
+				 heap.why);
+		}
+		ret = -HI_E_UNSOUND;
+	}
+	hi_heap_free(&heap);
+	return ret;
+}
+
 static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 		   unsigned timeout_ms, unsigned stop_timeout_ms,
 		   struct trim_result *res, char *detail, size_t dsize)
@@ -87,11 +137,13 @@ static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 	const struct hi_allocator_ops *ops = NULL;
 	struct hi_call_report info_rep;
 	struct hi_call info = { 0 }, trim = { 0 };
+	struct hi_snapshot_opts so;
 	struct hi_alloc_ctx ctx;
 	struct hi_caller c;
 	struct hi_target t;
 	unsigned char buf[MALLINFO2_SIZE];
-	int ret, wide, located;
+	char cache_dir[4096];
+	int ret, wide, located, unchecked;
 
 	memset(&ctx, 0, sizeof(ctx));
 	memset(&c, 0, sizeof(c));
@@ -114,16 +166,22 @@ static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 		goto out_sym;
 	}
 	/*
-	 * Only debug information is trusted for the lock words checked
-	 * before calling: addresses found without symbols are proven while
-	 * the target is stopped, which this path does not do yet.
+	 * The layout as a snapshot finds it; addresses that need proof
+	 * (found without symbols, or from the layout cache) are proven in
+	 * every stop before their lock words are trusted (call.c), and
+	 * where they cannot be, the call goes on as without a layout.
 	 */
-	ctx.flags = HI_LOCATE_DWARF;
+	hi_snapshot_opts_default(&so, pid, cache_dir, sizeof(cache_dir));
+	ctx.flags = so.locate_flags;
+	ctx.cache_dir = so.cache_dir;
 	located = ops->locate(&ctx) == 0;
 	hi_target_init(&t, pid);
 	ret = hi_caller_init(&c, &t, &ctx, ops, located, stop_timeout_ms);
 	if (ret)
 		goto out;
+	unchecked = hi_caller_test_unchecked();
+	if (unchecked == 2)
+		c.located = 0;
 	if (!c.funcs.malloc_trim) {
 		snprintf(ctx.why, sizeof(ctx.why), "malloc_trim");
 		ret = -HI_E_NOSYM;
@@ -139,10 +197,18 @@ static int do_trim(pid_t pid, const char *debuginfo_path, uint64_t pad,
 	trim.args[0] = pad;
 	trim.nargs = 1;
 
-	ret = hi_caller_stop_safe(&c, hi_now_ns() + timeout_ms * 1000000ull,
+	ret = hi_caller_stop_safe(&c, &trim,
+				  hi_now_ns() + timeout_ms * 1000000ull,
 				  &res->rep);
 	if (ret)
 		goto out;
+	if (c.located) {
+		ret = check_sound(ops, &ctx, res);
+		if (ret == -HI_E_UNSOUND && unchecked)
+			ret = 0;
+		if (ret)
+			goto out_resume;
+	}
 	/* Before, the trim, after: one stop, the other threads held. */
 	hi_proc_memstat(pid, &res->mem_before);
 	ret = hi_caller_call(&c, &info, wide ? "mallinfo2" : "mallinfo", buf,
@@ -377,20 +443,25 @@ int hi_trim_main(int argc, char **argv)
 	if (ret == 0)
 		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
 			      stop_timeout_ms, &res, detail, sizeof(detail));
+	if (ret == -HI_E_UNSOUND) {
+		if (res.bad.addr)
+			errmsg("pid %d: arena 0x%" PRIx64 " is corrupt at 0x%"
+			       PRIx64 ": %s", (int)pid, res.bad.addr,
+			       res.bad.bad_addr, res.bad.why);
+		else
+			errmsg("pid %d: the list of arenas is corrupt at 0x%"
+			       PRIx64 ": %s", (int)pid, res.bad.bad_addr,
+			       res.bad.why);
+		errmsg("pid %d: malloc_trim() was not called: it would walk "
+		       "that corruption and could crash the process, or give "
+		       "back memory in use; nothing was changed", (int)pid);
+		return EXIT_REFUSED;
+	}
 	if (ret) {
 		if (ret == -ESRCH || (kill(pid, 0) != 0 && errno == ESRCH))
 			errmsg("no process with pid %d", (int)pid);
-		else if (ret == -HI_E_UNSAFE)
-			errmsg("pid %d: no safe moment to call into its "
-			       "allocator within %u ms (%u stops; last: %s); "
-			       "nothing was called", (int)pid, timeout_ms,
-			       res.rep.attempts, res.rep.unsafe);
-		else if (ret == -HI_E_CALLSTUCK && !res.rep.abandoned)
-			errmsg("pid %d: %s() did not return within %u ms; it "
-			       "still runs in thread %d, which returns to "
-			       "where it was by itself when it ends",
-			       (int)pid, res.rep.function, timeout_ms,
-			       (int)res.rep.thread);
+		else if (hi_call_error(pid, ret, &res.rep, timeout_ms))
+			;
 		else if (ret == -HI_E_OTHERALLOC)
 			errmsg("pid %d (%s) does not use glibc's malloc: it "
 			       "uses %s; heapinspect reads glibc's allocator "

@@ -133,6 +133,14 @@ struct hi_alloc_ctx {
 	char why[4096];
 };
 
+struct hi_writer;
+
+/* What a call into the allocator walks (call_sound's kind). */
+enum hi_call_kind {
+	HI_CALL_INFO = 1, /* mallinfo2(), mallinfo(): the free lists, top */
+	HI_CALL_TRIM,     /* malloc_trim(): that, merging and madvise */
+};
+
 struct hi_allocator_ops {
 	const char *name;
 	/*
@@ -202,6 +210,29 @@ struct hi_allocator_ops {
 	 * have them.  The target must be stopped.
 	 */
 	int (*global_locks)(struct hi_alloc_ctx *ctx);
+	/*
+	 * Whether a call of the allocator's function of kind (enum
+	 * hi_call_kind) can be made in the target without faulting,
+	 * aborting or giving back memory in use: walk exactly what that
+	 * function walks, with every check the allocator itself makes on
+	 * the way, every pointer checked against the mappings.  Needs a
+	 * successful locate; the target must be stopped, no allocator lock
+	 * held.  heap is the read of the same stop (read): an arena found
+	 * corrupt is marked so in it (status, bad_addr, why; complete
+	 * cleared).  Return 0 when sound, -HI_E_CORRUPT (heap says where,
+	 * heap->why for the ring), or -errno.
+	 */
+	int (*call_sound)(struct hi_alloc_ctx *ctx, int kind,
+			  struct hi_heap *heap);
+	/*
+	 * Release every allocator lock that is held, for a call undone part
+	 * way: when none was held before it and only its thread ran, every
+	 * one held now is the call's.  Needs a successful locate; the target
+	 * must be stopped.  Return the number released (*first: the address
+	 * of the first), or a negative code.
+	 */
+	int (*unlock_all)(struct hi_alloc_ctx *ctx, const struct hi_writer *w,
+			  hi_addr_t *first);
 	void (*release)(struct hi_alloc_ctx *ctx);
 };
 
@@ -252,7 +283,8 @@ struct hi_arch_ops {
 	 * call stops on) until call_is_return says it is at the return, then
 	 * call_returned, one more step to the system call's exit, and
 	 * call_finish.  call_abandon restores the thread at any stop that
-	 * is not a system call entry.  Below is the contract of each.
+	 * is not a system call entry (at one, call_skip_syscall first, then
+	 * a step to its exit).  Below is the contract of each.
 	 *
 	 * The bytes of the architecture's rt_sigreturn sequence, by which
 	 * the C library's signal return path is found and checked.
@@ -296,6 +328,12 @@ struct hi_arch_ops {
 	int (*call_finish)(struct hi_call_state *st, const struct hi_writer *w);
 	int (*call_abandon)(struct hi_call_state *st,
 			    const struct hi_writer *w);
+	/*
+	 * At a system call entry stop during the call: make that system call
+	 * not run (it fails), so that at its exit stop the call can be
+	 * abandoned before the system call did anything.  0 or < 0.
+	 */
+	int (*call_skip_syscall)(struct hi_call_state *st);
 	void (*call_free)(struct hi_call_state *st);
 	/* The name of system call nr, for reports, or NULL. */
 	const char *(*syscall_name)(uint64_t nr);

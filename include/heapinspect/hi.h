@@ -44,6 +44,7 @@ typedef uint64_t hi_addr_t;
 	HI_ERROR(UNSAFE, "the allocator stayed busy until the deadline")     \
 	HI_ERROR(NOHOST, "no thread of the target can host a call")          \
 	HI_ERROR(CALLFAULT, "the called function faulted")                   \
+	HI_ERROR(UNSOUND, "the heap is corrupt where the call would walk")   \
 	HI_ERROR(CALLSTUCK, "the called function did not return in time")    \
 	HI_ERROR(RESTORE, "a register was not restored exactly")   \
 	HI_ERROR(EXECED, "the target executed a new program")

@@ -872,6 +872,31 @@ static int ptm_global_locks(struct hi_alloc_ctx *ctx)
 	return have ? held : -HI_E_NOSYM;
 }
 
+static int ptm_call_sound_op(struct hi_alloc_ctx *ctx, int kind,
+			     struct hi_heap *heap)
+{
+	struct ptm_priv *priv = ctx->priv;
+
+	/* DWARF's addresses, or those proven in this stop. */
+	if (!priv->located && !priv->verified)
+		return -HI_E_NOSYM;
+	return ptm_call_sound(&priv->l, &priv->w, ctx->reader, ctx->maps,
+			      kind, heap);
+}
+
+static int ptm_unlock_all_op(struct hi_alloc_ctx *ctx,
+			     const struct hi_writer *w, hi_addr_t *first)
+{
+	struct ptm_priv *priv = ctx->priv;
+	const hi_addr_t globals[2] = { priv->list_lock,
+				       priv->free_list_lock };
+
+	if (!priv->located && !priv->verified)
+		return -HI_E_NOSYM;
+	return ptm_unlock_all(&priv->l, &priv->w, ctx->reader, ctx->maps, w,
+			      globals, 2, first);
+}
+
 static void ptm_release(struct hi_alloc_ctx *ctx)
 {
 	/* After the stop: joining a helper may wait for a busy CPU. */
@@ -891,5 +916,7 @@ const struct hi_allocator_ops ptmalloc_ops = {
 	.read = ptm_read,
 	.functions = ptm_functions,
 	.global_locks = ptm_global_locks,
+	.call_sound = ptm_call_sound_op,
+	.unlock_all = ptm_unlock_all_op,
 	.release = ptm_release,
 };

@@ -307,6 +307,51 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 		       struct hi_heap *heap);
 
 /*
+ * How many free chunks all lists of all arenas together may hold: as many
+ * as fit in the writable mappings (the bound on every walk).
+ */
+uint64_t ptm_chunk_budget(const struct ptm_layout *l,
+			  const struct hi_maps *maps);
+
+/*
+ * Walk the free lists of the arena at addr exactly as int_mallinfo does
+ * (PTM_LISTS), lock or no lock, every chunk checked; *left is the budget
+ * of ptm_chunk_budget, counted down.  The target must be stopped.  Return 0
+ * with a filled in (a->status -HI_E_CORRUPT with bad_addr and why when a
+ * list is corrupt), or -errno from the reader.
+ */
+int ptm_walk_arena(const struct ptm_layout *l, const struct ptm_where *w,
+		   const struct hi_reader *r, const struct hi_maps *maps,
+		   hi_addr_t addr, uint64_t *left, struct hi_arena *a);
+
+/*
+ * bin_index of malloc.c for a chunk of sz bytes (smallbin_index and
+ * largebin_index_64, 64-bit targets, 2.26 to 2.43).
+ */
+uint64_t ptm_bin_index(uint64_t sz);
+
+/*
+ * Whether calling glibc's mallinfo2()/mallinfo() (kind HI_CALL_INFO) or
+ * malloc_trim() (HI_CALL_TRIM) in the stopped target is sound
+ * (ptmalloc_sound.c).  heap is the read of the same stop: an arena found
+ * corrupt is marked so there.  Return 0, -HI_E_CORRUPT, or -errno.
+ */
+int ptm_call_sound(const struct ptm_layout *l, const struct ptm_where *w,
+		   const struct hi_reader *r, const struct hi_maps *maps,
+		   int kind, struct hi_heap *heap);
+
+/*
+ * Release every arena lock that is held (the mutex word set to 0, as
+ * __libc_lock_unlock does with no waiter), and list_lock and
+ * free_list_lock when given (0: not known).  Return the number released,
+ * with *first the address of the first, or a negative code.
+ */
+int ptm_unlock_all(const struct ptm_layout *l, const struct ptm_where *w,
+		   const struct hi_reader *r, const struct hi_maps *maps,
+		   const struct hi_writer *wr, const hi_addr_t *globals,
+		   int nglobals, hi_addr_t *first);
+
+/*
  * Count the arena's free chunks by reading its heap from end to end
  * instead of following its lists: a chunk is in a bin exactly when the
  * next chunk's PREV_INUSE bit is clear, and the fastbins are followed

@@ -187,7 +187,7 @@ static uint64_t fastbin_index(uint64_t sz, unsigned size_sz)
 	return (sz >> (size_sz == 8 ? 4 : 3)) - 2;
 }
 
-static uint64_t bin_index_64(uint64_t sz)
+uint64_t ptm_bin_index(uint64_t sz)
 {
 	if (sz < 1024)
 		return sz >> 4;
@@ -386,7 +386,7 @@ static int cursor_step(const struct ptm_layout *l, const struct hi_reader *r,
 				       : ch.fd;
 	} else {
 		if (c->idx > 1 && l->c_size.size == 8 &&
-		    bin_index_64(ch.size) != c->idx) {
+		    ptm_bin_index(ch.size) != c->idx) {
 			list_name(c, list, sizeof(list));
 			return corrupt(a, p, "%s: chunk " HI_PRIxADDR " of size "
 				       "%" PRIu64 " belongs to another bin",
@@ -963,17 +963,11 @@ int ptm_read_heap(const struct ptm_layout *l, const struct ptm_where *w,
 	return ptm_read_heap_mode(l, w, r, maps, skip_locked, PTM_AUTO, heap);
 }
 
-int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
-		       const struct hi_reader *r, const struct hi_maps *maps,
-		       int skip_locked, enum ptm_mode mode,
-		       struct hi_heap *heap)
+uint64_t ptm_chunk_budget(const struct ptm_layout *l,
+			  const struct hi_maps *maps)
 {
-	unsigned char *par;
-	hi_addr_t *ring;
 	uint64_t left = 1;
-	int n, ret;
 
-	memset(heap, 0, sizeof(*heap));
 	for (size_t i = 0; i < maps->n; i++) {
 		uint64_t fit = (maps->v[i].end - maps->v[i].start) /
 			       ptm_minsize(l);
@@ -984,6 +978,27 @@ int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
 		/* Saturating: a corrupt mappings list cannot wrap it. */
 		left = left + fit < left ? UINT64_MAX : left + fit;
 	}
+	return left;
+}
+
+int ptm_walk_arena(const struct ptm_layout *l, const struct ptm_where *w,
+		   const struct hi_reader *r, const struct hi_maps *maps,
+		   hi_addr_t addr, uint64_t *left, struct hi_arena *a)
+{
+	return read_arena(l, w, r, maps, addr, 0, PTM_LISTS, left, a);
+}
+
+int ptm_read_heap_mode(const struct ptm_layout *l, const struct ptm_where *w,
+		       const struct hi_reader *r, const struct hi_maps *maps,
+		       int skip_locked, enum ptm_mode mode,
+		       struct hi_heap *heap)
+{
+	unsigned char *par;
+	hi_addr_t *ring;
+	uint64_t left = ptm_chunk_budget(l, maps);
+	int n, ret;
+
+	memset(heap, 0, sizeof(*heap));
 	par = malloc(l->par_size);
 	if (!par)
 		return -ENOMEM;

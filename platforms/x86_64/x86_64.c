@@ -41,6 +41,7 @@ static const unsigned char x86_64_restorer_code[] = {
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <sys/utsname.h>
 #include <ucontext.h>
 
 #ifndef NT_X86_XSTATE
@@ -52,6 +53,8 @@ static const unsigned char x86_64_restorer_code[] = {
 #define NT_X86_SHSTK 0x204
 #endif
 #define X86_64_NR_RT_SIGRETURN 15
+/* A signal's bit in the kernel's 64-bit sigset_t. */
+#define SIGBIT(sig) (1ull << ((sig) - 1))
 #define X86_64_NR_RESTART_SYSCALL 219
 
 /*
@@ -194,7 +197,11 @@ static void sig_xstate(size_t *size, uint64_t *features)
 	*features = xcr0;
 }
 
-/* System calls that keep a saved signal mask (TIF_RESTORE_SIGMASK). */
+/*
+ * System calls that wait with a temporary signal mask of the caller's
+ * (set_user_sigmask): the thread's own mask waits in saved_sigmask, with
+ * TIF_RESTORE_SIGMASK set, until the call returns (kernel/signal.c).
+ */
 static int saves_sigmask(uint64_t nr)
 {
 	switch (nr) {
@@ -207,6 +214,220 @@ static int saves_sigmask(uint64_t nr)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * Whether the kernel shows a debugger the thread's own signal mask while it
+ * waits with a temporary one: since Linux 5.1, PTRACE_GETSIGMASK returns
+ * saved_sigmask when TIF_RESTORE_SIGMASK is set, and PTRACE_SETSIGMASK
+ * clears that flag (kernel/ptrace.c, "ptrace: take into account
+ * saved_sigmask in PTRACE{GET,SET}SIGMASK").  Then a call can be hosted
+ * there as the kernel hosts a signal handler: the frame holds the thread's
+ * own mask (sigmask_to_save), the wait is restarted afterwards, and it
+ * sets its temporary mask again.  Before, the mask read would be the
+ * temporary one, and the saved one would be put back under the call.
+ */
+static int kernel_shows_saved_sigmask(void)
+{
+	static int known = -1;
+	struct utsname u;
+	unsigned maj = 0, min = 0;
+
+	if (known < 0) {
+		known = uname(&u) == 0 &&
+			sscanf(u.release, "%u.%u", &maj, &min) == 2 &&
+			(maj > 5 || (maj == 5 && min >= 1));
+	}
+	return known;
+}
+
+/*
+ * The system calls that an interruption turns into restart_syscall: their
+ * rest is kept in the thread's restart_block (nanosleep, clock_nanosleep
+ * and poll with a timeout, futex waits with a relative one).
+ */
+static int restarts_by_block(uint64_t nr)
+{
+	return nr == 7 || nr == 35 || nr == 202 || nr == 230;
+}
+
+/*
+ * A thread in restart_syscall: the call it restarts is known only to the
+ * kernel (restart_block), and rt_sigreturn resets that, so a thread that
+ * returned through the call's frame by itself (heapinspect killed) could
+ * not go back to it: it would see EINTR.  But the registers still hold that
+ * call's arguments (the kernel changed only rax and rip to restart it), and
+ * the instruction before the syscall instruction loaded its number: glibc
+ * issues such calls as "mov $NR, %eax; syscall" (2.31 to 2.40), or, where
+ * the number is an argument of a function of its own, as "mov D(%rsp),
+ * %rax; syscall" (INTERNAL_SYSCALL_NCS, 2.41), the stack as it was then.
+ * When those bytes say so, the thread can go back to NR itself, with its
+ * arguments, as a thread stopped in NR would (a sleep may then last
+ * longer, never shorter; the rest of a sleep that glibc's sleep() made is
+ * what its request holds by then, since the kernel writes the time left
+ * back at every interruption).  Return NR, or -1.
+ */
+static long restarted_call(const struct hi_reader *r, hi_addr_t rip,
+			   hi_addr_t rsp)
+{
+	unsigned char code[7];
+	uint64_t nr = UINT64_MAX;
+	uint32_t imm;
+
+	if (rip < sizeof(code) || hi_read(r, rip - sizeof(code), code,
+					  sizeof(code)) != 0)
+		return -1;
+	if (code[5] != 0x0f || code[6] != 0x05) /* syscall */
+		return -1;
+	if (code[0] == 0xb8) { /* b8 imm32: mov $imm32, %eax */
+		memcpy(&imm, code + 1, 4);
+		nr = imm;
+	} else if (code[0] == 0x48 && code[1] == 0x8b && code[2] == 0x44 &&
+		   code[3] == 0x24) { /* 48 8b 44 24 d8: mov d8(%rsp), %rax */
+		if (hi_read(r, rsp + code[4], &nr, sizeof(nr)) != 0)
+			return -1;
+	}
+	return restarts_by_block(nr) ? (long)nr : -1;
+}
+
+static const char *const x86_64_syscalls[] = {
+	[0] = "read", [1] = "write", [2] = "open", [3] = "close",
+	[4] = "stat", [5] = "fstat", [6] = "lstat", [7] = "poll",
+	[8] = "lseek", [9] = "mmap", [10] = "mprotect", [11] = "munmap",
+	[12] = "brk", [13] = "rt_sigaction", [14] = "rt_sigprocmask",
+	[15] = "rt_sigreturn", [16] = "ioctl", [17] = "pread64",
+	[18] = "pwrite64", [19] = "readv", [20] = "writev", [21] = "access",
+	[22] = "pipe", [23] = "select", [24] = "sched_yield", [25] = "mremap",
+	[26] = "msync", [27] = "mincore", [28] = "madvise", [29] = "shmget",
+	[30] = "shmat", [31] = "shmctl", [32] = "dup", [33] = "dup2",
+	[34] = "pause", [35] = "nanosleep", [36] = "getitimer",
+	[37] = "alarm", [38] = "setitimer", [39] = "getpid",
+	[40] = "sendfile", [41] = "socket", [42] = "connect", [43] = "accept",
+	[44] = "sendto", [45] = "recvfrom", [46] = "sendmsg",
+	[47] = "recvmsg", [48] = "shutdown", [49] = "bind", [50] = "listen",
+	[51] = "getsockname", [52] = "getpeername", [53] = "socketpair",
+	[54] = "setsockopt", [55] = "getsockopt", [56] = "clone",
+	[57] = "fork", [58] = "vfork", [59] = "execve", [60] = "exit",
+	[61] = "wait4", [62] = "kill", [63] = "uname", [64] = "semget",
+	[65] = "semop", [66] = "semctl", [67] = "shmdt", [68] = "msgget",
+	[69] = "msgsnd", [70] = "msgrcv", [71] = "msgctl", [72] = "fcntl",
+	[73] = "flock", [74] = "fsync", [75] = "fdatasync", [76] = "truncate",
+	[77] = "ftruncate", [78] = "getdents", [79] = "getcwd",
+	[80] = "chdir", [81] = "fchdir", [82] = "rename", [83] = "mkdir",
+	[84] = "rmdir", [85] = "creat", [86] = "link", [87] = "unlink",
+	[88] = "symlink", [89] = "readlink", [90] = "chmod", [91] = "fchmod",
+	[92] = "chown", [93] = "fchown", [94] = "lchown", [95] = "umask",
+	[96] = "gettimeofday", [97] = "getrlimit", [98] = "getrusage",
+	[99] = "sysinfo", [100] = "times", [101] = "ptrace", [102] = "getuid",
+	[103] = "syslog", [104] = "getgid", [105] = "setuid",
+	[106] = "setgid", [107] = "geteuid", [108] = "getegid",
+	[109] = "setpgid", [110] = "getppid", [111] = "getpgrp",
+	[112] = "setsid", [113] = "setreuid", [114] = "setregid",
+	[115] = "getgroups", [116] = "setgroups", [117] = "setresuid",
+	[118] = "getresuid", [119] = "setresgid", [120] = "getresgid",
+	[121] = "getpgid", [122] = "setfsuid", [123] = "setfsgid",
+	[124] = "getsid", [125] = "capget", [126] = "capset",
+	[127] = "rt_sigpending", [128] = "rt_sigtimedwait",
+	[129] = "rt_sigqueueinfo", [130] = "rt_sigsuspend",
+	[131] = "sigaltstack", [132] = "utime", [133] = "mknod",
+	[134] = "uselib", [135] = "personality", [136] = "ustat",
+	[137] = "statfs", [138] = "fstatfs", [139] = "sysfs",
+	[140] = "getpriority", [141] = "setpriority",
+	[142] = "sched_setparam", [143] = "sched_getparam",
+	[144] = "sched_setscheduler", [145] = "sched_getscheduler",
+	[146] = "sched_get_priority_max", [147] = "sched_get_priority_min",
+	[148] = "sched_rr_get_interval", [149] = "mlock", [150] = "munlock",
+	[151] = "mlockall", [152] = "munlockall", [153] = "vhangup",
+	[154] = "modify_ldt", [155] = "pivot_root", [156] = "_sysctl",
+	[157] = "prctl", [158] = "arch_prctl", [159] = "adjtimex",
+	[160] = "setrlimit", [161] = "chroot", [162] = "sync", [163] = "acct",
+	[164] = "settimeofday", [165] = "mount", [166] = "umount2",
+	[167] = "swapon", [168] = "swapoff", [169] = "reboot",
+	[170] = "sethostname", [171] = "setdomainname", [172] = "iopl",
+	[173] = "ioperm", [174] = "create_module", [175] = "init_module",
+	[176] = "delete_module", [177] = "get_kernel_syms",
+	[178] = "query_module", [179] = "quotactl", [180] = "nfsservctl",
+	[181] = "getpmsg", [182] = "putpmsg", [183] = "afs_syscall",
+	[184] = "tuxcall", [185] = "security", [186] = "gettid",
+	[187] = "readahead", [188] = "setxattr", [189] = "lsetxattr",
+	[190] = "fsetxattr", [191] = "getxattr", [192] = "lgetxattr",
+	[193] = "fgetxattr", [194] = "listxattr", [195] = "llistxattr",
+	[196] = "flistxattr", [197] = "removexattr", [198] = "lremovexattr",
+	[199] = "fremovexattr", [200] = "tkill", [201] = "time",
+	[202] = "futex", [203] = "sched_setaffinity",
+	[204] = "sched_getaffinity", [205] = "set_thread_area",
+	[206] = "io_setup", [207] = "io_destroy", [208] = "io_getevents",
+	[209] = "io_submit", [210] = "io_cancel", [211] = "get_thread_area",
+	[212] = "lookup_dcookie", [213] = "epoll_create",
+	[214] = "epoll_ctl_old", [215] = "epoll_wait_old",
+	[216] = "remap_file_pages", [217] = "getdents64",
+	[218] = "set_tid_address", [219] = "restart_syscall",
+	[220] = "semtimedop", [221] = "fadvise64", [222] = "timer_create",
+	[223] = "timer_settime", [224] = "timer_gettime",
+	[225] = "timer_getoverrun", [226] = "timer_delete",
+	[227] = "clock_settime", [228] = "clock_gettime",
+	[229] = "clock_getres", [230] = "clock_nanosleep",
+	[231] = "exit_group", [232] = "epoll_wait", [233] = "epoll_ctl",
+	[234] = "tgkill", [235] = "utimes", [236] = "vserver",
+	[237] = "mbind", [238] = "set_mempolicy", [239] = "get_mempolicy",
+	[240] = "mq_open", [241] = "mq_unlink", [242] = "mq_timedsend",
+	[243] = "mq_timedreceive", [244] = "mq_notify",
+	[245] = "mq_getsetattr", [246] = "kexec_load", [247] = "waitid",
+	[248] = "add_key", [249] = "request_key", [250] = "keyctl",
+	[251] = "ioprio_set", [252] = "ioprio_get", [253] = "inotify_init",
+	[254] = "inotify_add_watch", [255] = "inotify_rm_watch",
+	[256] = "migrate_pages", [257] = "openat", [258] = "mkdirat",
+	[259] = "mknodat", [260] = "fchownat", [261] = "futimesat",
+	[262] = "newfstatat", [263] = "unlinkat", [264] = "renameat",
+	[265] = "linkat", [266] = "symlinkat", [267] = "readlinkat",
+	[268] = "fchmodat", [269] = "faccessat", [270] = "pselect6",
+	[271] = "ppoll", [272] = "unshare", [273] = "set_robust_list",
+	[274] = "get_robust_list", [275] = "splice", [276] = "tee",
+	[277] = "sync_file_range", [278] = "vmsplice", [279] = "move_pages",
+	[280] = "utimensat", [281] = "epoll_pwait", [282] = "signalfd",
+	[283] = "timerfd_create", [284] = "eventfd", [285] = "fallocate",
+	[286] = "timerfd_settime", [287] = "timerfd_gettime",
+	[288] = "accept4", [289] = "signalfd4", [290] = "eventfd2",
+	[291] = "epoll_create1", [292] = "dup3", [293] = "pipe2",
+	[294] = "inotify_init1", [295] = "preadv", [296] = "pwritev",
+	[297] = "rt_tgsigqueueinfo", [298] = "perf_event_open",
+	[299] = "recvmmsg", [300] = "fanotify_init", [301] = "fanotify_mark",
+	[302] = "prlimit64", [303] = "name_to_handle_at",
+	[304] = "open_by_handle_at", [305] = "clock_adjtime",
+	[306] = "syncfs", [307] = "sendmmsg", [308] = "setns",
+	[309] = "getcpu", [310] = "process_vm_readv",
+	[311] = "process_vm_writev", [312] = "kcmp", [313] = "finit_module",
+	[314] = "sched_setattr", [315] = "sched_getattr", [316] = "renameat2",
+	[317] = "seccomp", [318] = "getrandom", [319] = "memfd_create",
+	[320] = "kexec_file_load", [321] = "bpf", [322] = "execveat",
+	[323] = "userfaultfd", [324] = "membarrier", [325] = "mlock2",
+	[326] = "copy_file_range", [327] = "preadv2", [328] = "pwritev2",
+	[329] = "pkey_mprotect", [330] = "pkey_alloc", [331] = "pkey_free",
+	[332] = "statx", [333] = "io_pgetevents", [334] = "rseq",
+	[424] = "pidfd_send_signal", [425] = "io_uring_setup",
+	[426] = "io_uring_enter", [427] = "io_uring_register",
+	[428] = "open_tree", [429] = "move_mount", [430] = "fsopen",
+	[431] = "fsconfig", [432] = "fsmount", [433] = "fspick",
+	[434] = "pidfd_open", [435] = "clone3", [436] = "close_range",
+	[437] = "openat2", [438] = "pidfd_getfd", [439] = "faccessat2",
+	[440] = "process_madvise", [441] = "epoll_pwait2",
+	[442] = "mount_setattr", [443] = "quotactl_fd",
+	[444] = "landlock_create_ruleset", [445] = "landlock_add_rule",
+	[446] = "landlock_restrict_self", [447] = "memfd_secret",
+	[448] = "process_mrelease", [449] = "futex_waitv",
+	[450] = "set_mempolicy_home_node", [451] = "cachestat",
+	[452] = "fchmodat2", [453] = "map_shadow_stack", [454] = "futex_wake",
+	[455] = "futex_wait", [456] = "futex_requeue", [457] = "statmount",
+	[458] = "listmount", [459] = "lsm_get_self_attr",
+	[460] = "lsm_set_self_attr", [461] = "lsm_list_modules",
+	[462] = "mseal",
+};
+
+static const char *x86_64_syscall_name(uint64_t nr)
+{
+	if (nr < sizeof(x86_64_syscalls) / sizeof(x86_64_syscalls[0]))
+		return x86_64_syscalls[nr];
+	return NULL;
 }
 
 static void put64(unsigned char *p, uint64_t v)
@@ -240,7 +461,7 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 	struct iovec iov;
 	hi_addr_t top;
 	uint64_t ssp;
-	long ax;
+	long ax, restarts = -1;
 	int ret;
 
 	*rank = HI_HOST_NO;
@@ -306,6 +527,11 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 		st->resume.rax = st->regs.orig_rax;
 		st->resume.rip -= 2;
 	}
+	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL &&
+	    ax == -HI_ERESTART_RESTARTBLOCK)
+		restarts = restarted_call(r, st->regs.rip, st->regs.rsp);
+	if (restarts >= 0)
+		st->resume.rax = (uint64_t)restarts;
 
 	/* The frame: fpstate, result, rt_sigframe, below the red zone. */
 	top = st->regs.rsp - RED_ZONE;
@@ -339,18 +565,23 @@ static int x86_64_call_prepare(pid_t tid, const struct hi_call *call,
 		return 0;
 	}
 	/*
-	 * In restart_syscall itself, the call to restart is only in
-	 * restart_block, which rt_sigreturn resets: that thread would see
-	 * EINTR if heapinspect died during the call.
+	 * In restart_syscall, unless the call it restarts can be told (see
+	 * restarted_call): that thread would see EINTR if heapinspect died
+	 * during the call.  Only while heapinspect lives is restart_block
+	 * kept (it skips rt_sigreturn).
 	 */
-	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL) {
-		snprintf(why, why_size, "in restart_syscall");
+	if (st->regs.orig_rax == X86_64_NR_RESTART_SYSCALL && restarts < 0) {
+		snprintf(why, why_size, "sleeps in restart_syscall, the rest "
+			 "of a wait that an earlier stop interrupted, and its "
+			 "system call cannot be told from its code");
 		return 0;
 	}
-	if ((long)st->regs.orig_rax >= 0 && saves_sigmask(st->regs.orig_rax)) {
-		snprintf(why, why_size, "in system call %llu, which keeps a "
-			 "saved signal mask",
-			 (unsigned long long)st->regs.orig_rax);
+	if ((long)st->regs.orig_rax >= 0 && saves_sigmask(st->regs.orig_rax) &&
+	    !kernel_shows_saved_sigmask()) {
+		snprintf(why, why_size, "waits in %s with a temporary signal "
+			 "mask, which this kernel (before Linux 5.1) hides "
+			 "from a debugger",
+			 x86_64_syscall_name(st->regs.orig_rax));
 		return 0;
 	}
 	/* Check that the restorer is what we think it is, in memory. */
@@ -474,8 +705,29 @@ static int x86_64_call_start(struct hi_call_state *st,
 	/*
 	 * Signals wait until the thread is back: the frame's uc_sigmask (or
 	 * call_returned) puts the mask back, and they are delivered then.
+	 * All but those a fault of the function's own raises: the kernel
+	 * forces a blocked one through by resetting the process's handler
+	 * to the default (force_sig_info_to_task), which could not be put
+	 * back; unblocked, it stops the thread for heapinspect before any
+	 * handler runs, and the call is undone.
 	 */
-	return set_sigmask(st->tid, ~0ull);
+	return set_sigmask(st->tid, ~(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) |
+				      SIGBIT(SIGILL) | SIGBIT(SIGFPE) |
+				      SIGBIT(SIGTRAP) | SIGBIT(SIGSYS)));
+}
+
+static int x86_64_call_skip_syscall(struct hi_call_state *st)
+{
+	struct user_regs_struct r;
+	int ret;
+
+	/* orig_rax -1 at the entry stop: the kernel skips the call
+	 * (syscall_trace_enter), rax says -ENOSYS at its exit. */
+	ret = get_regs(st->tid, &r);
+	if (ret)
+		return ret;
+	r.orig_rax = (unsigned long long)-1;
+	return set_regs(st->tid, &r);
 }
 
 static int x86_64_call_is_return(const struct hi_call_state *st, uint64_t nr,
@@ -573,28 +825,6 @@ static int x86_64_call_abandon(struct hi_call_state *st,
 	return restore_all(st, w, 1);
 }
 
-static const char *x86_64_syscall_name(uint64_t nr)
-{
-	switch (nr) {
-	case 9:
-		return "mmap";
-	case 10:
-		return "mprotect";
-	case 11:
-		return "munmap";
-	case 12:
-		return "brk";
-	case 25:
-		return "mremap";
-	case 28:
-		return "madvise";
-	case 202:
-		return "futex";
-	case 1:
-		return "write";
-	}
-	return NULL;
-}
 #else
 static int x86_64_get_pc(pid_t tid, hi_addr_t *pc)
 {
@@ -650,6 +880,12 @@ static int x86_64_call_abandon(struct hi_call_state *st,
 	return -HI_E_UNSUPPORTED;
 }
 
+static int x86_64_call_skip_syscall(struct hi_call_state *st)
+{
+	(void)st;
+	return -HI_E_UNSUPPORTED;
+}
+
 static void x86_64_call_free(struct hi_call_state *st)
 {
 	(void)st;
@@ -675,6 +911,7 @@ const struct hi_arch_ops x86_64_ops = {
 	.call_returned = x86_64_call_returned,
 	.call_finish = x86_64_call_finish,
 	.call_abandon = x86_64_call_abandon,
+	.call_skip_syscall = x86_64_call_skip_syscall,
 	.call_free = x86_64_call_free,
 	.syscall_name = x86_64_syscall_name,
 };

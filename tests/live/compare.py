@@ -175,8 +175,10 @@ def scenario_sanity(scenario, glibc, ready):
 
 
 def check_snapshot(snap, ready, pid, located_by=None, method=None,
-                   reason=None):
-    """All checks of one snapshot; returns the list of problems."""
+                   reason=None, want_call=False):
+    """All checks of one snapshot; returns the list of problems.  With
+    want_call (--method call), the figures must come from a call that was
+    made, and agree with the read of the same stop."""
     problems = []
 
     def need(cond, msg):
@@ -216,20 +218,27 @@ def check_snapshot(snap, ready, pid, located_by=None, method=None,
             need(reason in str(alloc.get("method_reason")),
                  "allocator.method_reason is %r, without %r"
                  % (alloc.get("method_reason"), reason))
+        if want_call:
+            need(alloc.get("method") == "call",
+                 "--method call, but allocator.method is %r: no call was "
+                 "made" % alloc.get("method"))
         if alloc.get("method") == "call":
             call = alloc.get("call")
             if need(isinstance(call, dict), "method call without call"):
-                # The reader's figures of the same stop must agree.
-                need(call.get("agrees_with_memory") is not False,
+                # The reader's figures of the same stop must agree; where
+                # a layout was known (every test that asks for a call, and
+                # auto on an idle target), the reader must have read them.
+                agrees = call.get("agrees_with_memory")
+                need(agrees is not False,
                      "the call's figures differ from the memory reader's "
                      "in the same stop")
-                # And where a layout was known and the target is idle,
-                # the reader must have read them all.
-                if alloc.get("located_by") and ready["api"] != "none":
-                    need(call.get("agrees_with_memory") is True,
+                if want_call or (alloc.get("located_by") and
+                                 ready["api"] != "none"):
+                    need(agrees is True,
                          "the call was not compared with the memory "
-                         "reader (agrees_with_memory %r)"
-                         % call.get("agrees_with_memory"))
+                         "reader (agrees_with_memory %r)" % agrees)
+                need(is_int(call.get("thread")) and call["thread"] > 0,
+                     "the call ran in no thread: %r" % call.get("thread"))
                 if ready["api"] == "mallinfo":
                     need(call.get("function") == "mallinfo" and
                          "wrap" in call.get("note", ""),
@@ -378,17 +387,20 @@ def run(args):
                          else None))
             if err and loud:
                 print("  heapinspect stderr: %s" % err)
+            want_call = any(a == "call" and b == "--method" for b, a in
+                            zip(args.extra_arg, args.extra_arg[1:]))
             if args.quiet and not (paused and quiesced == 0):
                 with contextlib.redirect_stdout(io.StringIO()):
                     problems = check_snapshot(snap, truth, pid,
                                               args.located_by, args.method,
-                                              args.method_reason)
+                                              args.method_reason, want_call)
             else:
                 if paused:
                     print("  (taken while the target's workers were "
                           "parked: against its own mallinfo2())")
                 problems = check_snapshot(snap, truth, pid, args.located_by,
-                                          args.method, args.method_reason)
+                                          args.method, args.method_reason,
+                                          want_call)
             if paused:
                 quiesced += 1
                 target.send("resume")

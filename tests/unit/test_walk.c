@@ -256,7 +256,10 @@ static void build_n(const struct ptm_layout *l, struct expect *e,
 		new_chunk(64);
 	top = new_chunk(0x8000);
 	e->top = 0x8000;
-	/* As _int_free leaves a binned chunk: the next one's PREV_INUSE clear. */
+	/*
+	 * As _int_free leaves a binned chunk: the next one's PREV_INUSE
+	 * clear, its prev_size the binned chunk's size (set_foot).
+	 */
 	for (size_t i = 0; i < nbinned; i++) {
 		uint64_t sz, nsz;
 		hi_addr_t n;
@@ -265,6 +268,7 @@ static void build_n(const struct ptm_layout *l, struct expect *e,
 		n = binned[i] + (sz & ~7ull);
 		memcpy(&nsz, mem + (n + 8 - BASE), 8);
 		put64(n + 8, nsz & ~1ull);
+		put64(n, sz & ~7ull);
 	}
 	put64(PAR + l->sbrk_base.off, HEAP);
 	put64(ARENA + l->top.off, top);
@@ -348,6 +352,14 @@ static void expect_corrupt(const char *what, void (*fn)(struct ptm_layout *),
 	CHECK(ret == 0, "%s: walk returned %d", what, ret);
 	if (ret)
 		return;
+	/* Nor may glibc's mallinfo2() be called into it. */
+	{
+		struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
+
+		CHECK(ptm_call_sound(&l, &w, &reader, &maps, HI_CALL_INFO,
+				     &h) == -HI_E_CORRUPT,
+		      "%s: a call found sound", what);
+	}
 	CHECK(!h.complete, "%s: reported as complete", what);
 	CHECK(h.narenas >= 1 && h.arenas[0].status == -HI_E_CORRUPT,
 	      "%s: arena status %d", what,
@@ -619,6 +631,132 @@ static void test_sweep_pieces(int safe_linking)
 	}
 }
 
+/*
+ * The proof that a call is sound (ptmalloc_sound.c): the intact heap is,
+ * for both functions; corruptions that only malloc_trim's merging or
+ * madvise would meet refuse malloc_trim alone, and are marked in the heap;
+ * and a held lock is released.
+ */
+static int sound(const struct ptm_layout *l, int kind, struct hi_heap *h)
+{
+	struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
+	int ret;
+
+	ret = ptm_read_heap_mode(l, &w, &reader, &maps, 1, PTM_AUTO, h);
+	if (ret)
+		return ret;
+	return ptm_call_sound(l, &w, &reader, &maps, kind, h);
+}
+
+static int buf_write(void *arg, hi_addr_t addr, const void *buf, size_t len)
+{
+	(void)arg;
+	if (addr < BASE || addr - BASE > MEMSZ || len > MEMSZ - (addr - BASE))
+		return -EFAULT;
+	memcpy(mem + (addr - BASE), buf, len);
+	return 0;
+}
+
+static void trim_only(const char *what, int sl, void (*fn)(struct ptm_layout *))
+{
+	struct ptm_layout l = layout(sl);
+	struct hi_heap h;
+	struct expect e;
+	int ret;
+
+	build(&l, &e);
+	fn(&l);
+	ret = sound(&l, HI_CALL_INFO, &h);
+	CHECK(ret == 0 && h.complete, "%s: mallinfo2 refused: %d %s", what,
+	      ret, h.narenas ? h.arenas[0].why : "");
+	hi_heap_free(&h);
+	ret = sound(&l, HI_CALL_TRIM, &h);
+	CHECK(ret == -HI_E_CORRUPT, "%s: malloc_trim found sound (%d)", what,
+	      ret);
+	CHECK(!h.complete && h.narenas == 1 &&
+	      h.arenas[0].status == -HI_E_CORRUPT && h.arenas[0].why[0],
+	      "%s: not marked in the heap", what);
+	if (getenv("TEST_WALK_VERBOSE") && h.narenas)
+		printf("%s: %s\n", what, h.arenas[0].why);
+	hi_heap_free(&h);
+}
+
+/* An overflow into the header of the chunk after the last fastbin 0 one:
+ * PREV_INUSE clear and a prev_size that is no chunk's. */
+static void fast_prev_bogus(struct ptm_layout *l)
+{
+	hi_addr_t p = fast_head(l, 3);
+	uint64_t sz;
+
+	memcpy(&sz, mem + (p + 8 - BASE), 8);
+	put64(p + 8, sz & ~1ull);
+	put64(p, 0x100);
+}
+
+/* The free chunk after fastbin 3's head (unsorted, 4000 bytes: the chunks
+ * were carved in order) with an fd that does not point back. */
+static void neighbour_fd(struct ptm_layout *l)
+{
+	hi_addr_t q = fast_head(l, 3) + 80;
+	hi_addr_t other;
+
+	/* another chunk of the unsorted bin, valid but not q's fd */
+	memcpy(&other, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	put64(q + 16, other);
+}
+
+/* The chunk of bin 118 (32 KiB, given back by madvise) whose next chunk
+ * says it is in use. */
+static void madvise_in_use(struct ptm_layout *l)
+{
+	hi_addr_t p, n;
+	uint64_t nsz;
+
+	memcpy(&p, mem + (bin_at(l, 118) + 24 - BASE), 8);
+	n = p + 32768;
+	memcpy(&nsz, mem + (n + 8 - BASE), 8);
+	put64(n + 8, nsz | 1);
+}
+
+static void test_call_sound(int sl)
+{
+	struct ptm_layout l = layout(sl);
+	struct ptm_where w = { .main_arena = ARENA, .mp = PAR };
+	struct hi_writer wr = { .write = buf_write };
+	const hi_addr_t globals[2] = { PAR + 0x100, 0 };
+	struct hi_heap h;
+	struct expect e;
+	hi_addr_t first = 0;
+	uint32_t word;
+	int ret;
+
+	build(&l, &e);
+	ret = sound(&l, HI_CALL_INFO, &h);
+	CHECK(ret == 0 && h.complete, "intact heap: mallinfo2 refused (%d)",
+	      ret);
+	hi_heap_free(&h);
+	ret = sound(&l, HI_CALL_TRIM, &h);
+	CHECK(ret == 0 && h.complete, "intact heap: malloc_trim refused (%d) "
+	      "%s", ret, h.narenas ? h.arenas[0].why : "");
+	hi_heap_free(&h);
+	trim_only("fastbin chunk's bogus prev_size", sl, fast_prev_bogus);
+	trim_only("merged neighbour's fd", sl, neighbour_fd);
+	trim_only("madvised chunk in use", sl, madvise_in_use);
+
+	/* A lock the call held: released, and reported. */
+	put32(ARENA + l.mutex.off, 2);
+	put32(globals[0], 1);
+	ret = ptm_unlock_all(&l, &w, &reader, &maps, &wr, globals, 2, &first);
+	CHECK(ret == 2 && first == ARENA, "unlock_all: %d, first 0x%" PRIx64,
+	      ret, first);
+	memcpy(&word, mem + (ARENA + l.mutex.off - BASE), 4);
+	CHECK(word == 0, "main_arena's mutex is %u", word);
+	memcpy(&word, mem + (globals[0] - BASE), 4);
+	CHECK(word == 0, "the global lock is %u", word);
+	CHECK(ptm_unlock_all(&l, &w, &reader, &maps, &wr, globals, 2,
+			     &first) == 0, "unlock_all released free locks");
+}
+
 int main(void)
 {
 	for (int sl = 0; sl <= 1; sl++) {
@@ -643,6 +781,7 @@ int main(void)
 		expect_corrupt("ring overlap", ring_overlap, sl);
 		expect_corrupt("top outside", top_outside, sl);
 		expect_corrupt("free > system", free_exceeds_system, sl);
+		test_call_sound(sl);
 	}
 	/*
 	 * glibc 2.43's layout: no fastbins to walk, smblks and fsmblks 0 as
