@@ -141,7 +141,7 @@ static double per_hour(int64_t change, double dt)
 static json_t *jside(const struct side *x)
 {
 	json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s}", "file", x->path,
-			      "pid", x->s->pid, "comm", x->s->comm,
+			      "pid", x->s->id.pid, "comm", x->s->comm,
 			      "timestamp", x->s->timestamp, "glibc",
 			      x->s->version, "method", x->s->method);
 
@@ -286,7 +286,7 @@ static void print_side(const char *label, const struct side *x)
 	where(x, w, sizeof(w));
 	printf("%s ", label);
 	put_safe(w);
-	printf(": %s, pid %d (", x->s->timestamp, x->s->pid);
+	printf(": %s, pid %d (", x->s->timestamp, x->s->id.pid);
 	put_safe(x->s->comm);
 	printf("), glibc ");
 	put_safe(x->s->version);
@@ -566,7 +566,7 @@ int hi_cmd_diff(int argc, char **argv)
 			goto out;
 		}
 		snprintf(note, sizeof(note), "different processes: pid %d and "
-			 "pid %d (--force)", a.s->pid, b.s->pid);
+			 "pid %d (--force)", a.s->id.pid, b.s->id.pid);
 		json_array_append_new(notes, json_string(note));
 	}
 	if (strcmp(a.s->version, b.s->version)) {

@@ -77,7 +77,7 @@ int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 	if (f->by == HI_BY_PID) {
 		/* -p: that process, and not one that takes its pid later. */
 		if (o->pid && hi_proc_id_read(o->pid, &id) == 0)
-			o->start = id.start;
+			o->only = id;
 		return 0;
 	}
 	if (o->pid) {
@@ -104,7 +104,7 @@ int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 		return EXIT_FAILED;
 	}
 	o->pid = f->last.id.pid;
-	o->start = f->last.id.start;
+	o->only = f->last.id;
 	return 0;
 }
 
@@ -137,8 +137,7 @@ int hi_follow_next(struct hi_follow *f, struct hi_snapshot_opts *o, char *msg,
 		return 0;
 	}
 	/* The same process: what made it look gone passes (a zombie). */
-	if (n == 1 && r.id.pid == f->last.id.pid &&
-	    r.id.start == f->last.id.start)
+	if (n == 1 && hi_proc_id_cmp(&r.id, &f->last.id) == HI_ID_SAME)
 		return 0;
 	if (n != 1) {
 		say_waiting(f, r.why);
@@ -150,6 +149,6 @@ int hi_follow_next(struct hi_follow *f, struct hi_snapshot_opts *o, char *msg,
 	f->waiting = 0;
 	f->said[0] = '\0';
 	o->pid = r.id.pid;
-	o->start = r.id.start;
+	o->only = r.id;
 	return 1;
 }

@@ -35,7 +35,7 @@ int hi_follow_opt(struct hi_follow *f, int c, const char *arg);
 
 /*
  * After the options: find the process (or take -p's) and set o->pid and
- * o->start, so that no later process with the same pid is taken for it.
+ * o->only, so that no later process with the same pid is taken for it.
  * Return 0, or an exit code after a message.
  */
 int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
@@ -47,7 +47,7 @@ const char *hi_follow_source(const struct hi_follow *f, char *buf,
 
 /*
  * The process watched has exited: look for the next one the unit, pid file
- * or name gives.  Return 1 with o->pid, o->start set and msg saying the
+ * or name gives.  Return 1 with o->pid, o->only set and msg saying the
  * change; 0 when there is none yet (ask again later); -1 when f follows
  * nothing (-p).
  */

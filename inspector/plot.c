@@ -273,7 +273,7 @@ static void pid_list(const struct hi_series *s, char *buf, size_t size)
 	for (size_t i = 0; i < s->n; i++) {
 		int j;
 
-		for (j = 0; j < n && seen[j] != s->v[i].pid; j++)
+		for (j = 0; j < n && seen[j] != s->v[i].id.pid; j++)
 			;
 		if (j < n)
 			continue;
@@ -281,7 +281,7 @@ static void pid_list(const struct hi_series *s, char *buf, size_t size)
 			more = 1;
 			break;
 		}
-		seen[n++] = s->v[i].pid;
+		seen[n++] = s->v[i].id.pid;
 	}
 	len = (size_t)snprintf(buf, size, "pid%s", n > 1 ? "s" : "");
 	for (int j = 0; j < n && len < size; j++)
@@ -432,7 +432,7 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 		for (size_t i = 0; i < s->n; i++) {
 			if (!value(&s->v[i], k, &v))
 				continue;
-			if (n && s->v[i].pid != pid) {
+			if (n && s->v[i].id.pid != pid) {
 				fprintf(f, "\"/>\n");
 				n = 0;
 			}
@@ -443,7 +443,7 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 					lines[k].dash);
 			fprintf(f, "%s%.1f,%.1f", n++ ? " " : "",
 				X(s->v[i].t), panel_y(p, v));
-			pid = s->v[i].pid;
+			pid = s->v[i].id.pid;
 		}
 		if (n)
 			fprintf(f, "\"/>\n");

@@ -232,7 +232,7 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 		why_set(why, size, "pid is not a process id");
 		return -EINVAL;
 	}
-	out->pid = (int)pid;
+	out->id.pid = (pid_t)pid;
 	if (get_string(o, "timestamp", ts, sizeof(ts), 1, why, size))
 		return -EINVAL;
 	if (parse_time(ts, &out->t)) {
@@ -249,15 +249,15 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 	/* Who the process is (since 0.x; absent from older files). */
 	j = json_object_get(o, "start_ticks");
 	if (j || json_object_get(o, "boot_id")) {
-		if (!j || get_figure(o, "start_ticks", "", &out->start_ticks,
-				     why, size) ||
-		    get_string(o, "boot_id", out->boot_id,
-			       sizeof(out->boot_id), 1, why, size)) {
+		if (!j || get_figure(o, "start_ticks", "",
+				     &out->id.start_ticks, why, size) ||
+		    get_string(o, "boot_id", out->id.boot_id,
+			       sizeof(out->id.boot_id), 1, why, size)) {
 			why_set(why, size, "start_ticks and boot_id are not "
 				"an integer and a string");
 			return -EINVAL;
 		}
-		out->has_id = 1;
+		out->id.known = 1;
 	}
 
 	alloc = json_object_get(o, "allocator");
@@ -357,28 +357,27 @@ static int same_exe(const char *a, const char *b)
 int hi_sample_same_process(const struct hi_sample *a,
 			   const struct hi_sample *b, char *why, size_t size)
 {
-	if (a->pid != b->pid) {
+	switch (hi_proc_id_cmp(&a->id, &b->id)) {
+	case HI_ID_PID:
 		why_set(why, size, "pid %d (%.64s), not pid %d (%.64s)",
-			b->pid, b->comm, a->pid, a->comm);
+			(int)b->id.pid, b->comm, (int)a->id.pid, a->comm);
 		return 0;
-	}
-	if (a->has_id && b->has_id && strcmp(a->boot_id, b->boot_id) != 0) {
+	case HI_ID_BOOT:
 		why_set(why, size, "pid %d (%.64s) of another boot (boot_id "
-			"%.40s, not %.40s): another process", b->pid, b->comm,
-			b->boot_id, a->boot_id);
+			"%.40s, not %.40s): another process", (int)b->id.pid,
+			b->comm, b->id.boot_id, a->id.boot_id);
 		return 0;
-	}
-	if (a->has_id && b->has_id && a->start_ticks != b->start_ticks) {
+	case HI_ID_START:
 		why_set(why, size, "pid %d (%.64s) started at another time "
 			"(start_ticks %" PRIu64 ", not %" PRIu64 "): the pid "
-			"was reused by another process", b->pid, b->comm,
-			b->start_ticks, a->start_ticks);
+			"was reused by another process", (int)b->id.pid,
+			b->comm, b->id.start_ticks, a->id.start_ticks);
 		return 0;
 	}
 	if (a->exe[0] && b->exe[0] && !same_exe(a->exe, b->exe)) {
 		why_set(why, size, "pid %d running %.200s, not %.200s: it "
 			"executed another program, or the pid was reused",
-			b->pid, b->exe, a->exe);
+			(int)b->id.pid, b->exe, a->exe);
 		return 0;
 	}
 	return 1;

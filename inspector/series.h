@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "heapinspect/hi.h"
+#include "procid.h"
 
 #define HI_SNAPSHOT_SCHEMA "heapinspect/snapshot/v1"
 #define HI_EVENT_SCHEMA "heapinspect/event/v1"
@@ -55,12 +56,10 @@ enum { HI_PROC_RSS, HI_PROC_PSS, HI_PROC_USS, HI_PROC_SWAP, HI_PROC_N };
 
 struct hi_sample {
 	unsigned long line;     /* 1-based line of the file */
-	int pid;
+	struct hi_proc_id id;   /* pid; id.known when the line gives
+				   start_ticks and boot_id */
 	char comm[64];
 	char exe[512];          /* cut to fit; only compared */
-	int has_id;             /* start_ticks and boot_id were given */
-	uint64_t start_ticks;   /* when the process started, after boot */
-	char boot_id[40];
 	char timestamp[40];
 	double t;               /* seconds since the epoch, from timestamp */
 	char version[32];

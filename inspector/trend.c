@@ -650,7 +650,7 @@ int hi_cmd_trend(int argc, char **argv)
 		json_object_set_new(o, "schema",
 				    json_string("heapinspect/trend/v1"));
 		json_object_set_new(o, "file", json_string(path));
-		json_object_set_new(o, "pid", json_integer(v[0]->pid));
+		json_object_set_new(o, "pid", json_integer(v[0]->id.pid));
 		json_object_set_new(o, "comm", json_string(v[0]->comm));
 		json_object_set_new(o, "samples", json_integer(n));
 		json_object_set_new(o, "skipped",
@@ -700,8 +700,9 @@ int hi_cmd_trend(int argc, char **argv)
 		char hb[32], gb[32], sb[32];
 
 		printf("'%s': %ld snapshots of pid %d (%s) over %.1f s (%.2f "
-		       "h), %s to %s\n", path, n, v[0]->pid, v[0]->comm, span,
-		       span / 3600, v[0]->timestamp, v[n - 1]->timestamp);
+		       "h), %s to %s\n", path, n, v[0]->id.pid, v[0]->comm,
+		       span, span / 3600, v[0]->timestamp,
+		       v[n - 1]->timestamp);
 		printf("heap (arena + hblkhd) %s on average: a change counts "
 		       "from %s%s, a swing from %s; tests one-sided at p < "
 		       "%g\n\n", hi_size_str(heap, 0, hb, sizeof(hb)),

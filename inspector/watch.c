@@ -381,21 +381,16 @@ static void target_identity(pid_t pid, struct hi_sample *me)
 {
 	char path[64];
 	struct hi_procinfo info;
-	struct hi_procid id;
 	ssize_t n;
 
 	memset(me, 0, sizeof(*me));
-	me->pid = (int)pid;
+	if (hi_proc_id_read(pid, &me->id) != 0 || !me->id.boot_id[0])
+		me->id.known = 0;
 	if (hi_proc_info(pid, &info) == 0)
 		snprintf(me->comm, sizeof(me->comm), "%s", info.comm);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, me->exe, sizeof(me->exe) - 1);
 	me->exe[n > 0 ? n : 0] = '\0';
-	if (hi_proc_id(pid, &id) == 0 && id.boot_id[0]) {
-		me->has_id = 1;
-		me->start_ticks = id.start_ticks;
-		snprintf(me->boot_id, sizeof(me->boot_id), "%s", id.boot_id);
-	}
 }
 
 /*
@@ -460,15 +455,13 @@ static int same_target(struct watch *w, const struct hi_snapshot *s)
 	struct hi_sample now;
 
 	memset(&now, 0, sizeof(now));
-	now.pid = (int)s->pid;
+	now.id = s->id;
+	now.id.pid = s->pid;
+	/* As the file records it: start time and boot, or neither. */
+	if (!now.id.boot_id[0])
+		now.id.known = 0;
 	snprintf(now.comm, sizeof(now.comm), "%.63s", s->comm);
 	snprintf(now.exe, sizeof(now.exe), "%.511s", s->exe);
-	if (s->have_id) {
-		now.has_id = 1;
-		now.start_ticks = s->id.start_ticks;
-		snprintf(now.boot_id, sizeof(now.boot_id), "%s",
-			 s->id.boot_id);
-	}
 	return hi_sample_same_process(&w->me, &now, w->why, sizeof(w->why));
 }
 
