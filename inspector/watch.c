@@ -231,6 +231,8 @@ struct watch {
 	char comm[64];
 	struct hi_sample me;     /* who the process was at the start */
 	char why[512];           /* why a sample was not of it */
+	char source[320];        /* what it follows: "unit nginx.service";
+				    "" for -p */
 };
 
 static void status_clear(struct watch *w)
@@ -312,8 +314,14 @@ static void rfc3339_now(char *buf, size_t size)
 	snprintf(buf, size, "%s.%06ldZ", base, ts.tv_nsec / 1000);
 }
 
-/* An event line: the target exited, or a sample failed. */
-static int write_event(struct watch *w, const char *event, const char *msg)
+/*
+ * An event line about process id: it exited, a sample failed, or it is
+ * the one the followed unit, pid file or name names ("resolved", with the
+ * source).  The process's start time and boot go with its pid, so that a
+ * reader can tell which process the line is about (series.c).
+ */
+static int write_event(struct watch *w, const char *event,
+		       const struct hi_proc_id *id, const char *msg)
 {
 	char ts[64];
 	json_t *o;
@@ -333,10 +341,17 @@ static int write_event(struct watch *w, const char *event, const char *msg)
 	}
 	rfc3339_now(ts, sizeof(ts));
 	o = json_pack("{s:s,s:i,s:s,s:s,s:I}", "schema", HI_EVENT_SCHEMA,
-		      "pid", (int)w->pid, "timestamp", ts, "event", event,
+		      "pid", (int)id->pid, "timestamp", ts, "event", event,
 		      "samples", (json_int_t)w->samples);
 	if (!o)
 		return -ENOMEM;
+	if (id->known && id->boot_id[0]) {
+		json_object_set_new(o, "start_ticks",
+				    json_integer((json_int_t)id->start_ticks));
+		json_object_set_new(o, "boot_id", json_string(id->boot_id));
+	}
+	if (strcmp(event, "resolved") == 0 && w->source[0])
+		json_object_set_new(o, "source", json_string(w->source));
 	if (msg)
 		json_object_set_new(o, "message", json_string(msg));
 	return write_jsonl(w, o);
@@ -391,6 +406,18 @@ static void target_identity(pid_t pid, struct hi_sample *me)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, me->exe, sizeof(me->exe) - 1);
 	me->exe[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * The watch is on o's process now: w->pid, and w->me, who it is, with the
+ * identity it was found with (o->only) rather than a second reading.
+ */
+static void watching(struct watch *w, const struct hi_snapshot_opts *o)
+{
+	w->pid = o->pid;
+	target_identity(o->pid, &w->me);
+	if (o->only.known && o->only.pid == o->pid && o->only.boot_id[0])
+		w->me.id = o->only;
 }
 
 /*
@@ -485,15 +512,14 @@ static int on_gone(struct watch *w, struct hi_follow *f,
 		       w->samples, w->samples == 1 ? "" : "s",
 		       f->by == HI_BY_PID ? "" : "; following ",
 		       hi_follow_source(f, src, sizeof(src)));
-		ret = write_event(w, "exited", NULL);
+		ret = write_event(w, "exited", &w->me.id, NULL);
 	}
 	if (!ret && hi_follow_next(f, o, msg, sizeof(msg)) >= 0) {
 		if (!f->waiting) {
 			errmsg("%s", msg);
-			w->pid = o->pid;
+			watching(w, o);
 			w->have_first = 0;
-			target_identity(o->pid, &w->me);
-			ret = write_event(w, "resolved", msg);
+			ret = write_event(w, "resolved", &w->me.id, msg);
 		}
 		if (!ret)
 			return 1;
@@ -610,8 +636,8 @@ int hi_cmd_watch(int argc, char **argv)
 		errmsg("where to? give the file with -o FILE");
 		return hi_usage_hint("watch");
 	}
-	w.pid = o.pid;
-	target_identity(o.pid, &w.me);
+	watching(&w, &o);
+	hi_follow_source(&f, w.source, sizeof(w.source));
 	w.status = isatty(2);
 	if (!w.openmetrics) {
 		size_t cut;
@@ -680,7 +706,8 @@ int hi_cmd_watch(int argc, char **argv)
 			}
 			status_clear(&w);
 			report_error(&o, &err, &s);
-			ret = write_event(&w, "error", hi_strerror(ret));
+			ret = write_event(&w, "error", &w.me.id,
+					  hi_strerror(ret));
 		} else if (!same_target(&w, &s)) {
 			char safe[1024];
 
@@ -694,7 +721,7 @@ int hi_cmd_watch(int argc, char **argv)
 			       "it exited after %lu sample%s", (int)o.pid,
 			       hi_safe_str(w.why, safe, sizeof(safe)),
 			       w.samples, w.samples == 1 ? "" : "s");
-			ret = write_event(&w, "exited", w.why);
+			ret = write_event(&w, "exited", &w.me.id, w.why);
 			rc = EXIT_EXITED;
 			if (ret) {
 				errmsg("cannot write '%s': %s", w.path,
