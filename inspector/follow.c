@@ -4,7 +4,9 @@
  * operator names it, found again when it is restarted.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,7 +45,8 @@ const char *hi_follow_source(const struct hi_follow *f, char *buf,
 			 f->last.unit : f->what);
 		break;
 	case HI_BY_PIDFILE:
-		snprintf(buf, size, "pid file %s", f->what);
+		snprintf(buf, size, "pid file %s", f->path[0] ? f->path :
+			 f->what);
 		break;
 	case HI_BY_NAME:
 		snprintf(buf, size, "name '%s'", f->what);
@@ -65,6 +68,37 @@ static void pid_list(const struct hi_resolved *r, char *buf, size_t size)
 					i ? ", " : "", (int)r->pids[i]);
 	if (r->n > HI_RESOLVE_MAX && len < size)
 		snprintf(buf + len, size - len, ", ...");
+}
+
+/*
+ * path made absolute through its directory (/var/run/x.pid and
+ * /run/x.pid are one file); its own name is kept, not followed, as a pid
+ * file is replaced by a rename.  path itself when that fails.
+ */
+static void absolute(const char *path, char *buf, size_t size)
+{
+	char dir[4096], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t lr, lb = strlen(base);
+
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path + 1),
+			 path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (!*base || !realpath(dir, real)) {
+		snprintf(buf, size, "%s", path);
+		return;
+	}
+	lr = strcmp(real, "/") ? strlen(real) : 0;
+	if (lr + 1 + lb + 1 > size) {
+		snprintf(buf, size, "%s", path);
+		return;
+	}
+	memcpy(buf, real, lr);
+	buf[lr] = '/';
+	memcpy(buf + lr + 1, base, lb + 1);
 }
 
 int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
@@ -105,6 +139,8 @@ int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 	}
 	o->pid = f->last.id.pid;
 	o->only = f->last.id;
+	if (f->by == HI_BY_PIDFILE)
+		absolute(f->what, f->path, sizeof(f->path));
 	return 0;
 }
 

@@ -19,6 +19,8 @@ struct hi_follow {
 	struct hi_resolved last; /* the answer that named the process */
 	int waiting;             /* it exited; none has been found since */
 	char said[640];          /* the last reason given for waiting */
+	char path[4096];         /* --pidfile: its absolute path, for the
+				    source ("" until hi_follow_start) */
 };
 
 /* getopt_long entries for hi_follow_opt. */
@@ -41,7 +43,12 @@ int hi_follow_opt(struct hi_follow *f, int c, const char *arg);
 int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 		    const char *cmd);
 
-/* "unit nginx.service", "pid file /run/x.pid", "name 'x'"; "" for -p. */
+/*
+ * What f follows, as event lines record it and as a later watch into the
+ * same file compares it: "unit nginx.service" (systemd's name of the unit
+ * once found), "pid file /run/x.pid" (its absolute path once found),
+ * "name 'x'"; "" for -p.
+ */
 const char *hi_follow_source(const struct hi_follow *f, char *buf,
 			     size_t size);
 
