@@ -807,7 +807,7 @@ int hi_cmd_watch(int argc, char **argv)
 		ret = check_append(&w);
 		if (ret)
 			return ret;
-		/* A followed process: how it was found, before its first line. */
+		/* A followed process: how it was found, before its samples. */
 		if (w.source[0]) {
 			rfc3339_now(w.pend_when, sizeof(w.pend_when));
 			w.pend_resolved = 1;
