@@ -606,10 +606,10 @@ int hi_cmd_diff(int argc, char **argv)
 		across = a.line && a.s->seg != b.s->seg;
 		if (!force) {
 			errmsg("%s and %s are snapshots of different processes "
-			       "(%s)%s: give --force to compare them anyway", wa,
-			       wb, why, across ? "; the file records a restart "
-			       "between them, and a restart starts a new heap" :
-			       "");
+			       "(%s)%s: give --force to compare them anyway",
+			       wa, wb, why, across ? "; the file records a "
+			       "restart between them, and a restart starts a "
+			       "new heap" : "");
 			goto out;
 		}
 		snprintf(note, sizeof(note), "different processes: pid %d and "
