@@ -26,14 +26,17 @@ static void diff_usage(FILE *out)
 "What changed between two snapshots: files of one snapshot each\n"
 "(heapinspect snapshot -o, or --json), or two lines of a JSON Lines file\n"
 "(heapinspect watch): by default its first and its last consistent\n"
-"snapshot, or lines M and N.  Every figure with its old and new value,\n"
+"snapshot, or lines M and N.  A series of a service followed across\n"
+"restarts is compared within its last process (the last with two\n"
+"consistent snapshots): a restart starts a new heap.  Every figure with\n"
+"its old and new value,\n"
 "the change and the change per hour; the arenas that appeared, went, grew\n"
 "or shrank; RSS against the heap.\n"
 "\n"
 "  --json     one JSON object (schema heapinspect/diff/v1)\n"
 "  --bytes    sizes in exact bytes in the text\n"
-"  --force    compare two files of different processes (a JSON Lines\n"
-"             file must hold one process)\n"
+"  --force    compare snapshots of different processes: two files, or\n"
+"             --lines across a restart\n"
 "  --lines M,N  the line numbers of the two snapshots in FILE.jsonl\n"
 "\n"
 "exit status: 0 compared; 2 a file cannot be read, a snapshot has no\n"
@@ -141,13 +144,16 @@ static double per_hour(int64_t change, double dt)
 static json_t *jside(const struct side *x)
 {
 	json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s}", "file", x->path,
-			      "pid", x->s->pid, "comm", x->s->comm,
+			      "pid", x->s->id.pid, "comm", x->s->comm,
 			      "timestamp", x->s->timestamp, "glibc",
 			      x->s->version, "method", x->s->method);
 
-	if (o && x->line)
+	if (o && x->line) {
 		json_object_set_new(o, "line", json_integer((json_int_t)
 							    x->s->line));
+		json_object_set_new(o, "segment", json_integer(
+			(json_int_t)x->s->seg + 1));
+	}
 	return o;
 }
 
@@ -286,7 +292,7 @@ static void print_side(const char *label, const struct side *x)
 	where(x, w, sizeof(w));
 	printf("%s ", label);
 	put_safe(w);
-	printf(": %s, pid %d (", x->s->timestamp, x->s->pid);
+	printf(": %s, pid %d (", x->s->timestamp, x->s->id.pid);
 	put_safe(x->s->comm);
 	printf("), glibc ");
 	put_safe(x->s->version);
@@ -431,6 +437,64 @@ static int need_mi(const struct side *x)
 	return -1;
 }
 
+/*
+ * The two snapshots diff FILE.jsonl compares: the first and the last with
+ * mallinfo2 figures of the last process that has two (one segment: a
+ * restart starts a new heap, and the change across it is the restart's).
+ * Return 0 with *i and *j set and notes added, or -1 after a message.
+ */
+static int default_pair(const char *path, const struct hi_series *s,
+			long *i, long *j, json_t *notes)
+{
+	size_t first = 0, cnt = 0, good = 0;
+	unsigned k = (unsigned)s->segments;
+	char note[320];
+
+	while (k-- > 0) {
+		if (hi_series_segment(s, k, &first, &cnt))
+			continue;
+		good = 0;
+		for (size_t x = first; x < first + cnt; x++)
+			good += s->v[x].has_mi;
+		if (good >= 2)
+			break;
+	}
+	if (good < 2) {
+		if (s->segments > 1)
+			errmsg("'%s' holds %zu processes (restarts), none with "
+			       "two consistent snapshots: nothing to compare "
+			       "(--lines M,N --force compares across a "
+			       "restart)", path, s->segments);
+		else
+			errmsg("'%s' holds %s: nothing to compare", path,
+			       good ? "only one consistent snapshot" :
+			       "no consistent snapshot");
+		return -1;
+	}
+	for (*i = (long)first; !s->v[*i].has_mi; (*i)++)
+		;
+	for (*j = (long)(first + cnt - 1); !s->v[*j].has_mi; (*j)--)
+		;
+	if (s->segments > 1) {
+		snprintf(note, sizeof(note), "the file holds %zu processes "
+			 "(restarts recorded by watch): compared within "
+			 "process %u, lines %lu to %lu%s, as a restart starts "
+			 "a new heap", s->segments, k + 1, s->v[first].line,
+			 s->v[first + cnt - 1].line, k + 1 == s->segments ?
+			 " (the last)" : " (the last with two consistent "
+			 "snapshots)");
+		json_array_append_new(notes, json_string(note));
+	}
+	if (*i != (long)first || *j != (long)(first + cnt - 1)) {
+		snprintf(note, sizeof(note), "lines %lu and %lu are the first "
+			 "and last consistent snapshots%s", s->v[*i].line,
+			 s->v[*j].line, s->segments > 1 ? " of that process" :
+			 "");
+		json_array_append_new(notes, json_string(note));
+	}
+	return 0;
+}
+
 int hi_cmd_diff(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -524,30 +588,8 @@ int hi_cmd_diff(int argc, char **argv)
 				       sa.n ? sa.v[sa.n - 1].line : 0);
 				goto out;
 			}
-		} else {
-			/* The first and the last with mallinfo2 figures. */
-			for (i = 0; i < (long)sa.n && !sa.v[i].has_mi; i++)
-				;
-			for (j = (long)sa.n - 1; j >= 0 && !sa.v[j].has_mi;
-			     j--)
-				;
-			if (i >= (long)sa.n || i >= j) {
-				errmsg("'%s' holds %s: nothing to compare",
-				       argv[0], i >= (long)sa.n ?
-				       "no consistent snapshot" :
-				       "only one consistent snapshot");
-				goto out;
-			}
-			if (i != 0 || j != (long)sa.n - 1) {
-				char note[160];
-
-				snprintf(note, sizeof(note), "lines %lu and "
-					 "%lu are the first and last "
-					 "consistent snapshots",
-					 sa.v[i].line, sa.v[j].line);
-				json_array_append_new(notes,
-						      json_string(note));
-			}
+		} else if (default_pair(argv[0], &sa, &i, &j, notes)) {
+			goto out;
 		}
 		a = (struct side){ argv[0], &sa.v[i], 1 };
 		b = (struct side){ argv[0], &sa.v[j], 1 };
@@ -556,17 +598,23 @@ int hi_cmd_diff(int argc, char **argv)
 		goto out;
 	if (!hi_sample_same_process(a.s, b.s, why, sizeof(why))) {
 		char wa[4200], wb[4200], note[256];
+		int across;
 
 		where(&a, wa, sizeof(wa));
 		where(&b, wb, sizeof(wb));
+		/* Lines of one file: the file records a restart between. */
+		across = a.line && a.s->seg != b.s->seg;
 		if (!force) {
 			errmsg("%s and %s are snapshots of different processes "
-			       "(%s): give --force to compare them anyway", wa,
-			       wb, why);
+			       "(%s)%s: give --force to compare them anyway",
+			       wa, wb, why, across ? "; the file records a "
+			       "restart between them, and a restart starts a "
+			       "new heap" : "");
 			goto out;
 		}
 		snprintf(note, sizeof(note), "different processes: pid %d and "
-			 "pid %d (--force)", a.s->pid, b.s->pid);
+			 "pid %d%s (--force)", a.s->id.pid, b.s->id.pid,
+			 across ? ", across a restart" : "");
 		json_array_append_new(notes, json_string(note));
 	}
 	if (strcmp(a.s->version, b.s->version)) {

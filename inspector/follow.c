@@ -4,7 +4,9 @@
  * operator names it, found again when it is restarted.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,7 +45,8 @@ const char *hi_follow_source(const struct hi_follow *f, char *buf,
 			 f->last.unit : f->what);
 		break;
 	case HI_BY_PIDFILE:
-		snprintf(buf, size, "pid file %s", f->what);
+		snprintf(buf, size, "pid file %s", f->path[0] ? f->path :
+			 f->what);
 		break;
 	case HI_BY_NAME:
 		snprintf(buf, size, "name '%s'", f->what);
@@ -67,6 +70,37 @@ static void pid_list(const struct hi_resolved *r, char *buf, size_t size)
 		snprintf(buf + len, size - len, ", ...");
 }
 
+/*
+ * path made absolute through its directory (/var/run/x.pid and
+ * /run/x.pid are one file); its own name is kept, not followed, as a pid
+ * file is replaced by a rename.  path itself when that fails.
+ */
+static void absolute(const char *path, char *buf, size_t size)
+{
+	char dir[4096], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t lr, lb = strlen(base);
+
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path + 1),
+			 path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (!*base || !realpath(dir, real)) {
+		snprintf(buf, size, "%s", path);
+		return;
+	}
+	lr = strcmp(real, "/") ? strlen(real) : 0;
+	if (lr + 1 + lb + 1 > size) {
+		snprintf(buf, size, "%s", path);
+		return;
+	}
+	memcpy(buf, real, lr);
+	buf[lr] = '/';
+	memcpy(buf + lr + 1, base, lb + 1);
+}
+
 int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 		    const char *cmd)
 {
@@ -77,7 +111,7 @@ int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 	if (f->by == HI_BY_PID) {
 		/* -p: that process, and not one that takes its pid later. */
 		if (o->pid && hi_proc_id_read(o->pid, &id) == 0)
-			o->start = id.start;
+			o->only = id;
 		return 0;
 	}
 	if (o->pid) {
@@ -104,7 +138,9 @@ int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 		return EXIT_FAILED;
 	}
 	o->pid = f->last.id.pid;
-	o->start = f->last.id.start;
+	o->only = f->last.id;
+	if (f->by == HI_BY_PIDFILE)
+		absolute(f->what, f->path, sizeof(f->path));
 	return 0;
 }
 
@@ -137,8 +173,7 @@ int hi_follow_next(struct hi_follow *f, struct hi_snapshot_opts *o, char *msg,
 		return 0;
 	}
 	/* The same process: what made it look gone passes (a zombie). */
-	if (n == 1 && r.id.pid == f->last.id.pid &&
-	    r.id.start == f->last.id.start)
+	if (n == 1 && hi_proc_id_cmp(&r.id, &f->last.id) == HI_ID_SAME)
 		return 0;
 	if (n != 1) {
 		say_waiting(f, r.why);
@@ -150,6 +185,6 @@ int hi_follow_next(struct hi_follow *f, struct hi_snapshot_opts *o, char *msg,
 	f->waiting = 0;
 	f->said[0] = '\0';
 	o->pid = r.id.pid;
-	o->start = r.id.start;
+	o->only = r.id;
 	return 1;
 }

@@ -19,6 +19,8 @@ struct hi_follow {
 	struct hi_resolved last; /* the answer that named the process */
 	int waiting;             /* it exited; none has been found since */
 	char said[640];          /* the last reason given for waiting */
+	char path[4096];         /* --pidfile: its absolute path, for the
+				    source ("" until hi_follow_start) */
 };
 
 /* getopt_long entries for hi_follow_opt. */
@@ -35,19 +37,24 @@ int hi_follow_opt(struct hi_follow *f, int c, const char *arg);
 
 /*
  * After the options: find the process (or take -p's) and set o->pid and
- * o->start, so that no later process with the same pid is taken for it.
+ * o->only, so that no later process with the same pid is taken for it.
  * Return 0, or an exit code after a message.
  */
 int hi_follow_start(struct hi_follow *f, struct hi_snapshot_opts *o,
 		    const char *cmd);
 
-/* "unit nginx.service", "pid file /run/x.pid", "name 'x'"; "" for -p. */
+/*
+ * What f follows, as event lines record it and as a later watch into the
+ * same file compares it: "unit nginx.service" (systemd's name of the unit
+ * once found), "pid file /run/x.pid" (its absolute path once found),
+ * "name 'x'"; "" for -p.
+ */
 const char *hi_follow_source(const struct hi_follow *f, char *buf,
 			     size_t size);
 
 /*
  * The process watched has exited: look for the next one the unit, pid file
- * or name gives.  Return 1 with o->pid, o->start set and msg saying the
+ * or name gives.  Return 1 with o->pid, o->only set and msg saying the
  * change; 0 when there is none yet (ask again later); -1 when f follows
  * nothing (-p).
  */

@@ -243,7 +243,7 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	json_object_set_new(o, "exe", target_str(s->exe));
 	json_object_set_new(o, "comm", target_str(s->comm));
 	/* Who the process is beyond its pid, which the kernel reuses. */
-	if (s->have_id) {
+	if (s->id.known && s->id.boot_id[0]) {
 		json_object_set_new(o, "start_ticks", jint(s->id.start_ticks));
 		json_object_set_new(o, "boot_id", json_string(s->id.boot_id));
 	}

@@ -273,7 +273,7 @@ static void pid_list(const struct hi_series *s, char *buf, size_t size)
 	for (size_t i = 0; i < s->n; i++) {
 		int j;
 
-		for (j = 0; j < n && seen[j] != s->v[i].pid; j++)
+		for (j = 0; j < n && seen[j] != s->v[i].id.pid; j++)
 			;
 		if (j < n)
 			continue;
@@ -281,7 +281,7 @@ static void pid_list(const struct hi_series *s, char *buf, size_t size)
 			more = 1;
 			break;
 		}
-		seen[n++] = s->v[i].pid;
+		seen[n++] = s->v[i].id.pid;
 	}
 	len = (size_t)snprintf(buf, size, "pid%s", n > 1 ? "s" : "");
 	for (int j = 0; j < n && len < size; j++)
@@ -404,7 +404,13 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 		for (m = 0; m < N_MARKS; m++)
 			if (strcmp(e->event, marks[m].event) == 0)
 				break;
-		if (m == N_MARKS || e->t < 0)
+		/*
+		 * A "resolved" line marks a restart only where it begins the
+		 * next process's segment; at the start of a watch it only
+		 * records how the process was found.
+		 */
+		if (m == N_MARKS || e->t < 0 ||
+		    (strcmp(e->event, "resolved") == 0 && !e->restart))
 			continue;
 		count[m]++;
 		fprintf(f, "<line class=\"event\" x1=\"%.1f\" x2=\"%.1f\" "
@@ -419,20 +425,21 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 		fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" "
 			"font-size=\"11\" fill=\"%s\">%s %d</text>\n",
 			X(e->t), MT - 14 - 13 * row, marks[m].color,
-			m == 0 ? "exit of" : "now", e->pid);
+			m == 0 ? "exit of" : "now", (int)e->id.pid);
 	}
 
-	/* The series; a line breaks where the pid changes (a restart). */
+	/* The series; a line breaks at a restart (the next segment). */
 	for (int k = 0; k < S_N; k++) {
 		const struct panel *p = &pn[small[k]];
-		int n = 0, pid = 0;
+		unsigned seg = 0;
+		int n = 0;
 
 		if (!have[k])
 			continue;
 		for (size_t i = 0; i < s->n; i++) {
 			if (!value(&s->v[i], k, &v))
 				continue;
-			if (n && s->v[i].pid != pid) {
+			if (n && s->v[i].seg != seg) {
 				fprintf(f, "\"/>\n");
 				n = 0;
 			}
@@ -443,7 +450,7 @@ static char *draw(const char *path, const struct hi_series *s, size_t *len)
 					lines[k].dash);
 			fprintf(f, "%s%.1f,%.1f", n++ ? " " : "",
 				X(s->v[i].t), panel_y(p, v));
-			pid = s->v[i].pid;
+			seg = s->v[i].seg;
 		}
 		if (n)
 			fprintf(f, "\"/>\n");

@@ -4,11 +4,11 @@
  *
  * A name is turned into a pid at one moment and the pid is used later, and
  * the kernel hands a freed pid to the next process that asks: every answer
- * carries the process's start time (struct hi_proc_id), which a later
- * process with the same pid cannot have, and each source is checked for the
- * way it can point at the wrong process (a pid file left behind by a process
- * that died, one written by another user, a unit whose main process exited
- * just after systemd named it).
+ * carries the process's start time (struct hi_proc_id, procid.h), which a
+ * later process with the same pid cannot have, and each source is checked
+ * for the way it can point at the wrong process (a pid file left behind
+ * by a process that died, one written by another user, a unit whose main
+ * process exited just after systemd named it).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -43,56 +43,6 @@ static void why_set(struct hi_resolved *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out->why, sizeof(out->why), fmt, ap);
 	va_end(ap);
-}
-
-/* Read a small file whole, NUL-terminated.  Its length or -errno. */
-static ssize_t slurp(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (!f)
-		return -errno;
-	n = fread(buf, 1, size - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return (ssize_t)n;
-}
-
-int hi_proc_id_read(pid_t pid, struct hi_proc_id *id)
-{
-	char path[64], buf[4096], *p;
-	ssize_t n;
-	int field;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	n = slurp(path, buf, sizeof(buf));
-	if (n < 0)
-		return n == -ENOENT ? -ESRCH : (int)n;
-	/* comm may hold spaces and ')': the fields start after the last. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return -EINVAL;
-	/* Field 3 (state) follows; starttime is field 22. */
-	for (field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p)
-		return -EINVAL;
-	id->pid = pid;
-	id->start = strtoull(p + 1, NULL, 10);
-	return 0;
-}
-
-int hi_proc_id_alive(const struct hi_proc_id *id)
-{
-	struct hi_proc_id now;
-	int ret = hi_proc_id_read(id->pid, &now);
-
-	if (ret == -ESRCH)
-		return 0;
-	if (ret)
-		return ret;
-	return now.start == id->start;
 }
 
 /* One process found: its identity, or 0 matches when it is gone. */
@@ -323,7 +273,7 @@ static int in_unit_cgroup(pid_t pid, const char *unit)
 	size_t ulen = strlen(unit);
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (slurp(path, buf, sizeof(buf)) < 0)
+	if (hi_proc_read(path, buf, sizeof(buf)) < 0)
 		return 0;
 	for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
 		char *cg = strchr(l, ':');

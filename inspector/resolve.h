@@ -2,8 +2,8 @@
 /*
  * Which process to inspect when it is named rather than numbered: the main
  * process of a systemd unit, the pid in a pid file, or the one process of
- * a name; and whether a pid still is the process it was.  Nothing here
- * prints: the front (follow.c) says what went wrong.
+ * a name, each answer with the process's identity (procid.h).  Nothing
+ * here prints: the front (follow.c) says what went wrong.
  */
 #ifndef HEAPINSPECT_RESOLVE_H
 #define HEAPINSPECT_RESOLVE_H
@@ -11,27 +11,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-/*
- * A process, told apart from a later one that got the same pid: the kernel
- * reuses pids, never a (pid, start time) pair.
- */
-struct hi_proc_id {
-	pid_t pid;
-	unsigned long long start; /* clock ticks after boot, /proc/PID/stat
-				     field 22 (starttime, proc(5)) */
-};
-
-/*
- * Read the identity of pid.  Return 0, -ESRCH when there is no such
- * process, or -errno.
- */
-int hi_proc_id_read(pid_t pid, struct hi_proc_id *id);
-
-/*
- * Whether id's process still runs: 1, 0 when it is gone (its pid free or
- * taken by another process), or -errno.
- */
-int hi_proc_id_alive(const struct hi_proc_id *id);
+#include "procid.h"
 
 enum hi_resolve_by {
 	HI_BY_PID,     /* -p: the number given, nothing to resolve */

@@ -232,7 +232,7 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 		why_set(why, size, "pid is not a process id");
 		return -EINVAL;
 	}
-	out->pid = (int)pid;
+	out->id.pid = (pid_t)pid;
 	if (get_string(o, "timestamp", ts, sizeof(ts), 1, why, size))
 		return -EINVAL;
 	if (parse_time(ts, &out->t)) {
@@ -249,15 +249,15 @@ int hi_sample_from_json(json_t *o, int keep_arenas, struct hi_sample *out,
 	/* Who the process is (since 0.x; absent from older files). */
 	j = json_object_get(o, "start_ticks");
 	if (j || json_object_get(o, "boot_id")) {
-		if (!j || get_figure(o, "start_ticks", "", &out->start_ticks,
-				     why, size) ||
-		    get_string(o, "boot_id", out->boot_id,
-			       sizeof(out->boot_id), 1, why, size)) {
+		if (!j || get_figure(o, "start_ticks", "",
+				     &out->id.start_ticks, why, size) ||
+		    get_string(o, "boot_id", out->id.boot_id,
+			       sizeof(out->id.boot_id), 1, why, size)) {
 			why_set(why, size, "start_ticks and boot_id are not "
 				"an integer and a string");
 			return -EINVAL;
 		}
-		out->has_id = 1;
+		out->id.known = 1;
 	}
 
 	alloc = json_object_get(o, "allocator");
@@ -357,28 +357,27 @@ static int same_exe(const char *a, const char *b)
 int hi_sample_same_process(const struct hi_sample *a,
 			   const struct hi_sample *b, char *why, size_t size)
 {
-	if (a->pid != b->pid) {
+	switch (hi_proc_id_cmp(&a->id, &b->id)) {
+	case HI_ID_PID:
 		why_set(why, size, "pid %d (%.64s), not pid %d (%.64s)",
-			b->pid, b->comm, a->pid, a->comm);
+			(int)b->id.pid, b->comm, (int)a->id.pid, a->comm);
 		return 0;
-	}
-	if (a->has_id && b->has_id && strcmp(a->boot_id, b->boot_id) != 0) {
+	case HI_ID_BOOT:
 		why_set(why, size, "pid %d (%.64s) of another boot (boot_id "
-			"%.40s, not %.40s): another process", b->pid, b->comm,
-			b->boot_id, a->boot_id);
+			"%.40s, not %.40s): another process", (int)b->id.pid,
+			b->comm, b->id.boot_id, a->id.boot_id);
 		return 0;
-	}
-	if (a->has_id && b->has_id && a->start_ticks != b->start_ticks) {
+	case HI_ID_START:
 		why_set(why, size, "pid %d (%.64s) started at another time "
 			"(start_ticks %" PRIu64 ", not %" PRIu64 "): the pid "
-			"was reused by another process", b->pid, b->comm,
-			b->start_ticks, a->start_ticks);
+			"was reused by another process", (int)b->id.pid,
+			b->comm, b->id.start_ticks, a->id.start_ticks);
 		return 0;
 	}
 	if (a->exe[0] && b->exe[0] && !same_exe(a->exe, b->exe)) {
 		why_set(why, size, "pid %d running %.200s, not %.200s: it "
 			"executed another program, or the pid was reused",
-			b->pid, b->exe, a->exe);
+			(int)b->id.pid, b->exe, a->exe);
 		return 0;
 	}
 	return 1;
@@ -477,7 +476,7 @@ static int err_set(struct hi_series_err *err, int code, unsigned long line,
 static void event_from_json(json_t *o, unsigned long line,
 			    struct hi_series_event *ev)
 {
-	json_t *j = json_object_get(o, "pid");
+	json_t *j = json_object_get(o, "pid"), *st, *boot;
 	const char *v;
 
 	memset(ev, 0, sizeof(*ev));
@@ -485,12 +484,25 @@ static void event_from_json(json_t *o, unsigned long line,
 	ev->t = -1;
 	if (json_is_integer(j) && json_integer_value(j) > 0 &&
 	    json_integer_value(j) <= 0x3fffffff)
-		ev->pid = (int)json_integer_value(j);
+		ev->id.pid = (pid_t)json_integer_value(j);
+	/* Who the process is, as snapshots say it (since 0.x). */
+	st = json_object_get(o, "start_ticks");
+	boot = json_object_get(o, "boot_id");
+	if (json_is_integer(st) && json_integer_value(st) >= 0 &&
+	    (uint64_t)json_integer_value(st) <= HI_FIGURE_MAX &&
+	    json_is_string(boot)) {
+		ev->id.known = 1;
+		ev->id.start_ticks = (uint64_t)json_integer_value(st);
+		snprintf(ev->id.boot_id, sizeof(ev->id.boot_id), "%s",
+			 json_string_value(boot));
+	}
 	v = json_string_value(json_object_get(o, "timestamp"));
 	if (v && parse_time(v, &ev->t))
 		ev->t = -1;
 	v = json_string_value(json_object_get(o, "event"));
 	snprintf(ev->event, sizeof(ev->event), "%s", v ? v : "");
+	v = json_string_value(json_object_get(o, "source"));
+	snprintf(ev->source, sizeof(ev->source), "%s", v ? v : "");
 	v = json_string_value(json_object_get(o, "message"));
 	snprintf(ev->message, sizeof(ev->message), "%s", v ? v : "");
 }
@@ -587,10 +599,133 @@ static int read_document(struct hi_lines *l, int keep_arenas,
 	}
 	out->v[0] = s;
 	out->n = 1;
+	out->segments = 1;
 	ret = 0;
 out:
 	free(doc);
 	return ret;
+}
+
+static int add_event(struct hi_series *out, size_t *cap,
+		     const struct hi_series_event *ev)
+{
+	if (out->events == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct hi_series_event *nv = realloc(out->ev,
+						     ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		out->ev = nv;
+		*cap = ncap;
+	}
+	out->ev[out->events++] = *ev;
+	out->exited |= strcmp(ev->event, "exited") == 0;
+	return 0;
+}
+
+/*
+ * A restart, as heapinspect watch records one when it follows a unit, a
+ * pid file or a name (watch.c, on_gone): after the last snapshot of the
+ * process, an "exited" event line of that process, then a "resolved"
+ * event line of the next; other event lines ("error") may stand between,
+ * and a snapshot of the first process after the "exited" line (it had
+ * not exited after all) cancels it.  An event line names its process by
+ * pid, and by start_ticks and boot_id where it gives them (since 0.x).
+ */
+struct seg_track {
+	size_t first;   /* the segment's first snapshot, in out->v */
+	long exited;    /* out->ev: "exited" of its process after its last
+			   snapshot, or -1 */
+	long resolved;  /* out->ev: the last "resolved" after that, or -1 */
+};
+
+static void track_event(struct hi_series *out, struct seg_track *k)
+{
+	const struct hi_series_event *ev = &out->ev[out->events - 1];
+
+	if (!out->n)
+		return;
+	if (strcmp(ev->event, "exited") == 0 &&
+	    hi_proc_id_cmp(&ev->id, &out->v[k->first].id) == HI_ID_SAME) {
+		k->exited = (long)out->events - 1;
+		k->resolved = -1;
+	} else if (strcmp(ev->event, "resolved") == 0 && k->exited >= 0) {
+		k->resolved = (long)out->events - 1;
+	}
+}
+
+/* "pid 42" or "pid 42 (start_ticks 912)". */
+static void id_str(const struct hi_proc_id *id, char *buf, size_t size)
+{
+	if (id->known)
+		snprintf(buf, size, "pid %d (start_ticks %" PRIu64 ")",
+			 (int)id->pid, id->start_ticks);
+	else
+		snprintf(buf, size, "pid %d", (int)id->pid);
+}
+
+/*
+ * Snapshot s follows out's last one: of its process, or of the next one
+ * where the file records the restart (struct seg_track); s->seg is set.
+ * Return 0, or -EINVAL with err filled: the file mixes processes.
+ */
+static int next_process(struct hi_series *out, struct seg_track *k,
+			struct hi_sample *s, struct hi_series_err *err)
+{
+	const struct hi_sample *seg = &out->v[k->first];
+	const struct hi_series_event *ex, *rs;
+	char why[480], a[64], b[64];
+
+	s->seg = out->v[out->n - 1].seg;
+	if (hi_sample_same_process(seg, s, why, sizeof(why))) {
+		k->exited = k->resolved = -1;
+		return 0;
+	}
+	ex = k->exited >= 0 ? &out->ev[k->exited] : NULL;
+	rs = k->resolved >= 0 ? &out->ev[k->resolved] : NULL;
+	if (rs && hi_proc_id_cmp(&rs->id, &s->id) == HI_ID_SAME) {
+		out->ev[k->exited].restart = 1;
+		out->ev[k->resolved].restart = 1;
+		s->seg++;
+		k->first = out->n;
+		k->exited = k->resolved = -1;
+		return 0;
+	}
+	if (!ex)
+		return err_set(err, -EINVAL, s->line, "not the process of line "
+			       "%lu: %s; the file mixes processes and records "
+			       "no restart between them (an \"exited\" event "
+			       "line of the one, then a \"resolved\" line of "
+			       "the other): give a file of one process",
+			       seg->line, why);
+	if (!rs)
+		return err_set(err, -EINVAL, s->line, "not the process of line "
+			       "%lu: %s; the file mixes processes: line %lu "
+			       "records that it exited, but no \"resolved\" "
+			       "event line names the next process",
+			       seg->line, why, ex->line);
+	id_str(&rs->id, a, sizeof(a));
+	id_str(&s->id, b, sizeof(b));
+	return err_set(err, -EINVAL, s->line, "not the process of line %lu: "
+		       "%s; the file mixes processes: the \"resolved\" event "
+		       "line %lu names %s as the next, not %s", seg->line,
+		       why, rs->line, a, b);
+}
+
+int hi_series_segment(const struct hi_series *s, unsigned k, size_t *first,
+		      size_t *n)
+{
+	size_t i = 0;
+
+	while (i < s->n && s->v[i].seg < k)
+		i++;
+	if (i == s->n || s->v[i].seg != k)
+		return -1;
+	*first = i;
+	for (*n = 0; i + *n < s->n && s->v[i + *n].seg == k; (*n)++)
+		;
+	return 0;
 }
 
 static int is_blank(const char *p, size_t len)
@@ -604,8 +739,9 @@ static int is_blank(const char *p, size_t len)
 int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		   struct hi_series_err *err)
 {
+	struct seg_track k = { 0, -1, -1 };
 	struct hi_lines l;
-	size_t cap = 0;
+	size_t cap = 0, ecap = 0;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -653,31 +789,20 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		if (ret < 0)
 			goto fail;
 		if (ret == 1) {
-			struct hi_series_event *nv;
-
-			out->exited |= strcmp(ev.event, "exited") == 0;
-			nv = realloc(out->ev, (out->events + 1) * sizeof(*nv));
-			if (!nv) {
-				ret = err_set(err, -ENOMEM, l.lineno,
+			ret = add_event(out, &ecap, &ev);
+			if (ret) {
+				ret = err_set(err, ret, l.lineno,
 					      "out of memory");
 				goto fail;
 			}
-			out->ev = nv;
-			out->ev[out->events++] = ev;
+			track_event(out, &k);
 			continue;
 		}
 		s.line = l.lineno;
 		if (out->n) {
-			char why[480];
-
-			if (!hi_sample_same_process(&out->v[0], &s, why,
-						    sizeof(why))) {
+			ret = next_process(out, &k, &s, err);
+			if (ret) {
 				hi_sample_free(&s);
-				ret = err_set(err, -EINVAL, l.lineno, "not the "
-					      "process of line %lu: %s; the file "
-					      "mixes processes (give a file of "
-					      "one process)", out->v[0].line,
-					      why);
 				goto fail;
 			}
 		}
@@ -688,6 +813,7 @@ int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 			goto fail;
 		}
 	}
+	out->segments = out->n ? out->v[out->n - 1].seg + 1 : 0;
 	hi_lines_close(&l);
 	return 0;
 fail:

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "heapinspect/hi.h"
+#include "procid.h"
 
 #define HI_SNAPSHOT_SCHEMA "heapinspect/snapshot/v1"
 #define HI_EVENT_SCHEMA "heapinspect/event/v1"
@@ -55,12 +56,12 @@ enum { HI_PROC_RSS, HI_PROC_PSS, HI_PROC_USS, HI_PROC_SWAP, HI_PROC_N };
 
 struct hi_sample {
 	unsigned long line;     /* 1-based line of the file */
-	int pid;
+	unsigned seg;           /* its segment: 0 for the file's first
+				   process, one more at each restart */
+	struct hi_proc_id id;   /* pid; id.known when the line gives
+				   start_ticks and boot_id */
 	char comm[64];
 	char exe[512];          /* cut to fit; only compared */
-	int has_id;             /* start_ticks and boot_id were given */
-	uint64_t start_ticks;   /* when the process started, after boot */
-	char boot_id[40];
 	char timestamp[40];
 	double t;               /* seconds since the epoch, from timestamp */
 	char version[32];
@@ -76,20 +77,37 @@ struct hi_sample {
 	size_t narenas;
 };
 
-/* An event line (heapinspect/event/v1): the process exited, a sample
- * failed, watch moved to the next process of a unit ("resolved"). */
+/*
+ * An event line (heapinspect/event/v1): the process exited, a sample
+ * failed, watch found the process that a unit, pid file or name names
+ * ("resolved": at the start of a watch that follows one, and after each
+ * restart).
+ */
 struct hi_series_event {
 	unsigned long line;
 	double t;               /* seconds since the epoch; -1 unknown */
-	int pid;                /* 0 unknown */
+	struct hi_proc_id id;   /* the process: id.pid 0 unknown; id.known
+				   when it gives start_ticks and boot_id */
 	char event[16];         /* "exited", "error", "resolved", ... */
+	char source[320];       /* resolved: "unit nginx.service", "pid
+				   file /run/x.pid", "name 'x'"; "" */
 	char message[160];
+	int restart;            /* an exited or resolved line that records
+				   the change to the next segment */
 };
 
-/* What a series is made of: the snapshots, in file order. */
+/*
+ * What a series is made of: the snapshots, in file order, one segment per
+ * process.  A file holds one process, or several one after another where
+ * heapinspect watch recorded each restart (hi_series_read): after the
+ * last snapshot of one process, an "exited" event line of that process,
+ * then a "resolved" event line of the next, before its first snapshot.
+ */
 struct hi_series {
 	struct hi_sample *v;
 	size_t n;
+	size_t segments;        /* processes: 1 + the restarts (0 when n
+				   is 0) */
 	struct hi_series_event *ev; /* the event lines, in file order */
 	size_t events;          /* heapinspect/event/v1 lines */
 	int exited;             /* an event line says the target exited */
@@ -111,14 +129,25 @@ struct hi_series_err {
  * lone "{" is one JSON document (as --json and snapshot -o write it); any
  * other file is JSON Lines, one snapshot per line; blank lines are
  * skipped, and so is an unterminated last line that does not parse (what
- * a writer killed in the middle of a line leaves).  Return 0, or a negative
- * code with err filled; out is then empty.  Free out with
+ * a writer killed in the middle of a line leaves).  A snapshot of another
+ * process than the one before it is refused (-EINVAL, the line named)
+ * unless the file records a restart between them (struct hi_series): it
+ * then begins the next segment.  Return 0, or a negative code with err
+ * filled; out is then empty.  Free out with
  * hi_series_free().
  */
 int hi_series_read(const char *path, int keep_arenas, struct hi_series *out,
 		   struct hi_series_err *err);
 
 void hi_series_free(struct hi_series *s);
+
+/*
+ * Segment k of s: the index of its first snapshot in s->v and how many it
+ * has (snapshots of one segment are contiguous).  0, or -1 when there is
+ * no segment k.
+ */
+int hi_series_segment(const struct hi_series *s, unsigned k, size_t *first,
+		      size_t *n);
 
 /*
  * One snapshot from its JSON object.  Return 0 or -EINVAL with why filled

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "resolve.h"
 #include "output.h"
 #include "snapshot.h"
 
@@ -403,7 +402,6 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	const struct hi_arch_ops *arch = hi_arch_host();
 	struct hi_alloc_ctx ctx;
 	struct hi_procinfo info;
-	struct hi_proc_id id = { o->pid, o->start };
 	struct hi_target t;
 	struct hi_maps maps = { 0 };
 	struct hi_reader reader;
@@ -426,7 +424,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	}
 	err->state = info.state;
 	err->tracer = info.tracer;
-	if (o->start && hi_proc_id_alive(&id) != 1) {
+	if (o->only.known && hi_proc_id_alive(&o->only) != 1) {
 		set_err(err, -HI_E_EXITED, NULL);
 		return -HI_E_EXITED;
 	}
@@ -439,7 +437,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		return -HI_E_ZOMBIE;
 	}
 	snprintf(s->comm, sizeof(s->comm), "%s", info.comm);
-	s->have_id = hi_proc_id(o->pid, &s->id) == 0 && s->id.boot_id[0];
+	/* Who it is: left unknown (id.known 0) when it cannot be read. */
+	hi_proc_id_read(o->pid, &s->id);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
 	n = readlink(path, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
@@ -594,7 +593,7 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 			goto out_resume;
 		}
 		/* Held, its pid cannot go to another process: the last check. */
-		if (o->start && hi_proc_id_alive(&id) != 1) {
+		if (o->only.known && hi_proc_id_alive(&o->only) != 1) {
 			ret = -HI_E_EXITED;
 			goto out_resume;
 		}

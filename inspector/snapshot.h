@@ -29,9 +29,9 @@ struct hi_snapshot_opts {
 	unsigned timeout_ms;        /* --timeout: for a safe moment to call */
 	unsigned locate_flags;      /* HI_LOCATE_* */
 	const char *cache_dir;      /* the layout cache, NULL: none */
-	unsigned long long start;   /* not 0: only the process with this
-				       start time (struct hi_proc_id), not a
-				       later one that got its pid */
+	struct hi_proc_id only;     /* when only.known: only this process
+				       (its pid is pid), not a later one
+				       that got its pid */
 };
 
 /*
@@ -47,8 +47,8 @@ struct hi_snapshot {
 	pid_t pid;
 	char comm[64];
 	char exe[4096];
-	struct hi_procid id;        /* start time and boot, when have_id */
-	int have_id;
+	struct hi_proc_id id;       /* who it is: start time and boot when
+				       id.known */
 	struct timespec when;       /* CLOCK_REALTIME at the final stop */
 	const char *allocator;      /* "glibc" */
 	const char *method;         /* "read" or "call" */

@@ -35,11 +35,10 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-/* Read a whole small /proc file into buf.  Return its length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
+ssize_t hi_proc_read(const char *path, char *buf, size_t size)
 {
-	ssize_t n, len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = 0, len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
 		return -errno;
@@ -62,7 +61,7 @@ static int stat_of(const char *path, char *state, unsigned long *flags,
 {
 	char buf[4096];
 	const char *open_paren, *close_paren;
-	ssize_t n = read_small(path, buf, sizeof(buf));
+	ssize_t n = hi_proc_read(path, buf, sizeof(buf));
 
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
@@ -101,7 +100,7 @@ int hi_proc_info(pid_t pid, struct hi_procinfo *info)
 		return ret;
 	info->kthread = !!(flags & HI_PF_KTHREAD);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	n = read_small(path, buf, sizeof(buf));
+	n = hi_proc_read(path, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
 	p = strstr(buf, "\nTracerPid:");
@@ -196,7 +195,7 @@ int hi_proc_memstat(pid_t pid, struct hi_memstat *st)
 
 	memset(st, 0, sizeof(*st));
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	n = read_small(path, buf, sizeof(buf));
+	n = hi_proc_read(path, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
 	p = strstr(buf, "\nThreads:");
@@ -207,7 +206,7 @@ int hi_proc_memstat(pid_t pid, struct hi_memstat *st)
 	 * memory only this process maps, is its private pages.
 	 */
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	n = read_small(path, buf, sizeof(buf));
+	n = hi_proc_read(path, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
 	st->rss = kb_field(buf, "\nRss:", &found);

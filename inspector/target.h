@@ -45,6 +45,13 @@ struct hi_procinfo {
 };
 
 /*
+ * Read a small file whole (a /proc file, a pid file): at most size - 1
+ * bytes into buf, NUL-terminated.  Return its length, or -errno (-ENOENT
+ * when there is no such file: for /proc/PID/..., no such process).
+ */
+ssize_t hi_proc_read(const char *path, char *buf, size_t size);
+
+/*
  * Read the process's /proc facts.  Return 0, -ESRCH when there is no such
  * process, or -errno.
  */

@@ -31,7 +31,8 @@
 static void trend_usage(FILE *out)
 {
 	fprintf(out,
-"usage: heapinspect trend [--json] [--min-growth SIZE] FILE.jsonl\n"
+"usage: heapinspect trend [--json] [--min-growth SIZE] [--segment N]\n"
+"                         FILE.jsonl\n"
 "\n"
 "A verdict over a series of snapshots (heapinspect watch) for live heap\n"
 "bytes, free-but-retained bytes, mmapped bytes and RSS outside the malloc\n"
@@ -48,6 +49,12 @@ static void trend_usage(FILE *out)
 "  --json             one JSON object (schema heapinspect/trend/v1)\n"
 "  --min-growth SIZE  also require a growth of at least SIZE (as 1048576,\n"
 "                     512KiB, 1MiB) over the series; default none\n"
+"  --segment N        judge the file's Nth process (1: the first)\n"
+"\n"
+"A series of a service followed across restarts (watch --unit, --pidfile,\n"
+"--name) holds one segment per process.  A restart starts a new heap, so\n"
+"a trend runs within one: by default the last that has at least 3\n"
+"consistent snapshots; the report says which, and which it left out.\n"
 "\n"
 "verdicts: leak, fragmentation, outside-heap (a figure grows); growing (a\n"
 "figure rose, not along a line); shrinking (a figure fell); fluctuating\n"
@@ -55,9 +62,9 @@ static void trend_usage(FILE *out)
 "steady (none of these).\n"
 "\n"
 "exit status: 0 steady, shrinking or fluctuating; 1 leak, fragmentation,\n"
-"outside-heap or growing; 2 the file cannot be read, has fewer than 3\n"
-"consistent snapshots, or two of them at the same moment or out of\n"
-"order; 64 wrong usage.\n");
+"outside-heap or growing; 2 the file cannot be read, no process in it (or\n"
+"not the one --segment names) has 3 consistent snapshots, or two of them\n"
+"are at the same moment or out of order; 64 wrong usage.\n");
 }
 
 enum { F_LIVE, F_FREE, F_MMAP, F_OUTSIDE, F_N };
@@ -393,17 +400,19 @@ static void statement(const struct fig *g, int f, double heap, char *buf,
 }
 
 /*
- * The samples trend uses: consistent ones, in time order.  Return how
- * many, or -1 after a message.
+ * The samples trend uses: the consistent ones of s->v[first] to
+ * s->v[first + cnt - 1] (one segment), in time order.  Return how many,
+ * or -1 after a message.
  */
 static long usable(const char *path, const struct hi_series *s,
-		   const struct hi_sample **v, size_t *skipped, int *have_rss)
+		   size_t first, size_t cnt, const struct hi_sample **v,
+		   size_t *skipped, int *have_rss)
 {
 	size_t n = 0;
 
 	*skipped = 0;
 	*have_rss = 1;
-	for (size_t i = 0; i < s->n; i++) {
+	for (size_t i = first; i < first + cnt; i++) {
 		if (!s->v[i].has_mi) {
 			(*skipped)++;
 			continue;
@@ -495,11 +504,87 @@ static json_t *series_json(const struct fig *g, double heap)
 		"along_line", g->linear);
 }
 
+/* How many snapshots of segment k have mallinfo2 figures. */
+static size_t consistent(const struct hi_series *s, unsigned k)
+{
+	size_t first, cnt, n = 0;
+
+	if (hi_series_segment(s, k, &first, &cnt))
+		return 0;
+	for (size_t i = first; i < first + cnt; i++)
+		n += s->v[i].has_mi;
+	return n;
+}
+
+/*
+ * Which segment to judge: want (1-based, from --segment), or else the
+ * last with at least 3 consistent snapshots, the process that ran last:
+ * a restart starts a new heap, so a line through two processes' figures
+ * would measure the restart, not either process.  The last one when none
+ * has 3 (the caller says so).
+ */
+static unsigned judged_segment(const struct hi_series *s, unsigned want)
+{
+	if (want)
+		return want - 1;
+	for (unsigned k = (unsigned)s->segments; k-- > 0;)
+		if (consistent(s, k) >= 3)
+			return k;
+	return s->segments ? (unsigned)s->segments - 1 : 0;
+}
+
+/* The segments left out, for the JSON. */
+static json_t *left_out_json(const struct hi_series *s, unsigned judged)
+{
+	json_t *a = json_array();
+
+	for (unsigned k = 0; a && k < s->segments; k++) {
+		size_t first, cnt;
+		const struct hi_sample *f, *l;
+
+		if (k == judged || hi_series_segment(s, k, &first, &cnt))
+			continue;
+		f = &s->v[first];
+		l = &s->v[first + cnt - 1];
+		json_array_append_new(a, json_pack(
+			"{s:I,s:i,s:s,s:I,s:I,s:I,s:I,s:s,s:s}",
+			"segment", (json_int_t)k + 1, "pid", (int)f->id.pid,
+			"comm", f->comm, "first_line", (json_int_t)f->line,
+			"last_line", (json_int_t)l->line, "snapshots",
+			(json_int_t)cnt, "consistent",
+			(json_int_t)consistent(s, k), "first", f->timestamp,
+			"last", l->timestamp));
+	}
+	return a;
+}
+
+/* The segments left out, in words: one line each. */
+static void left_out_text(const struct hi_series *s, unsigned judged)
+{
+	for (unsigned k = 0; k < s->segments; k++) {
+		size_t first, cnt;
+		const struct hi_sample *f, *l;
+
+		if (k == judged || hi_series_segment(s, k, &first, &cnt))
+			continue;
+		f = &s->v[first];
+		l = &s->v[first + cnt - 1];
+		printf("left out: process %u, pid %d (%s), lines %lu to %lu, "
+		       "%s to %s: %s; --segment %u judges it\n", k + 1,
+		       (int)f->id.pid, f->comm, f->line, l->line,
+		       f->timestamp, l->timestamp, k < judged ? "it ran "
+		       "before a restart, and a restart starts a new heap" :
+		       consistent(s, k) < 3 ? "it has fewer than 3 "
+		       "consistent snapshots" : "not the one asked for", k + 1);
+	}
+}
+
 int hi_cmd_trend(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "min-growth", required_argument, NULL, 'm' },
+		{ "segment", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -511,7 +596,9 @@ int hi_cmd_trend(int argc, char **argv)
 	struct finding fd[F_N];
 	char words[F_N][1536];
 	const char *path, *verdict = "steady";
-	size_t skipped = 0;
+	size_t skipped = 0, first = 0, cnt = 0;
+	unsigned want = 0, judged;
+	unsigned long val;
 	long n;
 	int json = 0, c, rc = EXIT_FAILED, nf = 0, dom = -1, have_rss, ret;
 	double span, heap = 0, grow_min, swing_min;
@@ -528,6 +615,15 @@ int hi_cmd_trend(int argc, char **argv)
 				       "bytes, or KiB, MiB, GiB", optarg);
 				return hi_usage_hint("trend");
 			}
+			break;
+		case 's':
+			if (parse_uint(optarg, 1000000000, &val) || !val) {
+				errmsg("invalid --segment '%s': expected a "
+				       "process of the file, 1 for the first",
+				       optarg);
+				return hi_usage_hint("trend");
+			}
+			want = (unsigned)val;
 			break;
 		case 'h':
 			trend_usage(stdout);
@@ -551,13 +647,35 @@ int hi_cmd_trend(int argc, char **argv)
 		errmsg("out of memory");
 		goto out;
 	}
-	n = usable(path, &s, v, &skipped, &have_rss);
+	if (want > s.segments) {
+		errmsg("invalid --segment %u: '%s' holds %zu process%s", want,
+		       path, s.segments, s.segments == 1 ? "" : "es");
+		goto out;
+	}
+	judged = judged_segment(&s, want);
+	if (hi_series_segment(&s, judged, &first, &cnt))
+		first = cnt = 0;
+	n = usable(path, &s, first, cnt, v, &skipped, &have_rss);
 	if (n < 0)
 		goto out;
 	if (skipped)
 		errmsg("'%s': %zu snapshot%s not consistent (an arena busy "
 		       "or corrupt): left out", path, skipped,
 		       skipped == 1 ? " is" : "s are");
+	if (n < 3 && s.segments > 1 && want) {
+		errmsg("'%s' process %u (lines %lu to %lu) has %ld consistent "
+		       "snapshot%s: a trend needs at least 3", path, want,
+		       s.v[first].line, s.v[first + cnt - 1].line, n,
+		       n == 1 ? "" : "s");
+		goto out;
+	}
+	if (n < 3 && s.segments > 1) {
+		errmsg("'%s' holds %zu processes (restarts), none with 3 "
+		       "consistent snapshots: a trend needs at least 3 of one "
+		       "process, as a restart starts a new heap", path,
+		       s.segments);
+		goto out;
+	}
 	if (n < 3) {
 		errmsg("'%s' has %ld consistent snapshot%s: a trend needs at "
 		       "least 3", path, n, n == 1 ? "" : "s");
@@ -650,8 +768,17 @@ int hi_cmd_trend(int argc, char **argv)
 		json_object_set_new(o, "schema",
 				    json_string("heapinspect/trend/v1"));
 		json_object_set_new(o, "file", json_string(path));
-		json_object_set_new(o, "pid", json_integer(v[0]->pid));
+		json_object_set_new(o, "pid", json_integer(v[0]->id.pid));
 		json_object_set_new(o, "comm", json_string(v[0]->comm));
+		json_object_set_new(o, "segments",
+				    json_integer((json_int_t)s.segments));
+		json_object_set_new(o, "segment",
+				    json_integer((json_int_t)judged + 1));
+		json_object_set_new(o, "first_line", json_integer(
+			(json_int_t)s.v[first].line));
+		json_object_set_new(o, "last_line", json_integer(
+			(json_int_t)s.v[first + cnt - 1].line));
+		json_object_set_new(o, "left_out", left_out_json(&s, judged));
 		json_object_set_new(o, "samples", json_integer(n));
 		json_object_set_new(o, "skipped",
 				    json_integer((json_int_t)skipped));
@@ -700,8 +827,17 @@ int hi_cmd_trend(int argc, char **argv)
 		char hb[32], gb[32], sb[32];
 
 		printf("'%s': %ld snapshots of pid %d (%s) over %.1f s (%.2f "
-		       "h), %s to %s\n", path, n, v[0]->pid, v[0]->comm, span,
-		       span / 3600, v[0]->timestamp, v[n - 1]->timestamp);
+		       "h), %s to %s\n", path, n, v[0]->id.pid, v[0]->comm,
+		       span, span / 3600, v[0]->timestamp,
+		       v[n - 1]->timestamp);
+		if (s.segments > 1) {
+			printf("judged: process %u of the %zu in the file "
+			       "(lines %lu to %lu)%s\n", judged + 1,
+			       s.segments, s.v[first].line,
+			       s.v[first + cnt - 1].line,
+			       judged + 1 == s.segments ? ", the last" : "");
+			left_out_text(&s, judged);
+		}
 		printf("heap (arena + hblkhd) %s on average: a change counts "
 		       "from %s%s, a swing from %s; tests one-sided at p < "
 		       "%g\n\n", hi_size_str(heap, 0, hb, sizeof(hb)),

@@ -179,9 +179,13 @@ static void watch_usage(FILE *out)
 "                        node_exporter's textfile collector\n"
 "\n"
 "With --unit, --pidfile or --name the watch follows the service across\n"
-"restarts: when the process exits, an \"exited\" event line is written,\n"
-"the unit, file or name is asked again at every interval, and the next\n"
-"process is recorded by a \"resolved\" event line.  A pid is only ever\n"
+"restarts: a \"resolved\" event line records the process found (and what\n"
+"named it: the source); when it exits, an \"exited\" event line is\n"
+"written, the unit, file or name is asked again at every interval, and\n"
+"the next process is recorded by another \"resolved\" line.  A FILE of\n"
+"the same source whose process has exited is continued the same way; a\n"
+"FILE whose process still runs but is not the one named now, or that\n"
+"follows another source or none (-p), is refused.  A pid is only ever\n"
 "read as the process it was found to be: one that another process took\n"
 "over after it exited is not.\n"
 "\n"
@@ -197,9 +201,9 @@ static void watch_usage(FILE *out)
 "exit status: 0 stopped at --count or --duration or by SIGINT, SIGTERM or\n"
 "SIGHUP; 2 no sample could be taken at all, no process to watch, FILE\n"
 "could not be written (a new FILE is then removed) or holds another\n"
-"process's snapshots; 3 the process given with -p exited, or its pid\n"
-"became another process's (after at least one sample; recorded in FILE);\n"
-"64 wrong usage.\n");
+"process's snapshots (or another service's); 3 the process given with -p\n"
+"exited, or its pid became another process's (after at least one sample;\n"
+"recorded in FILE); 64 wrong usage.\n");
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -231,6 +235,17 @@ struct watch {
 	char comm[64];
 	struct hi_sample me;     /* who the process was at the start */
 	char why[512];           /* why a sample was not of it */
+	char source[320];        /* what it follows: "unit nginx.service";
+				    "" for -p */
+	/*
+	 * Event lines due before this watch's first line: the exit of the
+	 * file's last process, found gone (pend_exited), and the process a
+	 * followed unit, pid file or name names now (pend_resolved).
+	 */
+	int pend_exited, pend_resolved;
+	struct hi_proc_id gone;
+	char gone_msg[256], resolved_msg[512];
+	char pend_when[64];      /* when they were found: the watch's start */
 };
 
 static void status_clear(struct watch *w)
@@ -312,15 +327,26 @@ static void rfc3339_now(char *buf, size_t size)
 	snprintf(buf, size, "%s.%06ldZ", base, ts.tv_nsec / 1000);
 }
 
-/* An event line: the target exited, or a sample failed. */
-static int write_event(struct watch *w, const char *event, const char *msg)
+/*
+ * An event line about process id: it exited, a sample failed, or it is
+ * the one the followed unit, pid file or name names ("resolved", with the
+ * source).  The process's start time and boot go with its pid, so that a
+ * reader can tell which process the line is about (series.c).
+ */
+static int write_pending(struct watch *w);
+
+static int write_event_at(struct watch *w, const char *event,
+			  const struct hi_proc_id *id, const char *msg,
+			  const char *when)
 {
 	char ts[64];
 	json_t *o;
 	size_t len;
 	char *text;
-	int ret;
+	int ret = write_pending(w);
 
+	if (ret)
+		return ret;
 	if (w->openmetrics) {
 		if (strcmp(event, "exited") != 0)
 			return 0;
@@ -331,15 +357,50 @@ static int write_event(struct watch *w, const char *event, const char *msg)
 		free(text);
 		return ret;
 	}
-	rfc3339_now(ts, sizeof(ts));
+	if (when)
+		snprintf(ts, sizeof(ts), "%s", when);
+	else
+		rfc3339_now(ts, sizeof(ts));
 	o = json_pack("{s:s,s:i,s:s,s:s,s:I}", "schema", HI_EVENT_SCHEMA,
-		      "pid", (int)w->pid, "timestamp", ts, "event", event,
+		      "pid", (int)id->pid, "timestamp", ts, "event", event,
 		      "samples", (json_int_t)w->samples);
 	if (!o)
 		return -ENOMEM;
+	if (id->known && id->boot_id[0]) {
+		json_object_set_new(o, "start_ticks",
+				    json_integer((json_int_t)id->start_ticks));
+		json_object_set_new(o, "boot_id", json_string(id->boot_id));
+	}
+	if (strcmp(event, "resolved") == 0 && w->source[0])
+		json_object_set_new(o, "source", json_string(w->source));
 	if (msg)
 		json_object_set_new(o, "message", json_string(msg));
 	return write_jsonl(w, o);
+}
+
+static int write_event(struct watch *w, const char *event,
+		       const struct hi_proc_id *id, const char *msg)
+{
+	return write_event_at(w, event, id, msg, NULL);
+}
+
+/*
+ * The event lines due before this watch's first line (struct watch), so
+ * that a watch that writes nothing leaves the file as it was.
+ */
+static int write_pending(struct watch *w)
+{
+	int ex = w->pend_exited, rs = w->pend_resolved, ret = 0;
+
+	/* Cleared first: write_event_at() asks for them again. */
+	w->pend_exited = w->pend_resolved = 0;
+	if (ex)
+		ret = write_event_at(w, "exited", &w->gone, w->gone_msg,
+				     w->pend_when);
+	if (!ret && rs)
+		ret = write_event_at(w, "resolved", &w->me.id, w->resolved_msg,
+				     w->pend_when);
+	return ret;
 }
 
 static int write_sample(struct watch *w, const struct hi_snapshot *s)
@@ -347,8 +408,10 @@ static int write_sample(struct watch *w, const struct hi_snapshot *s)
 	json_t *o;
 	size_t len;
 	char *text;
-	int ret;
+	int ret = write_pending(w);
 
+	if (ret)
+		return ret;
 	if (w->openmetrics) {
 		text = hi_openmetrics(s, &len);
 		if (!text)
@@ -381,36 +444,152 @@ static void target_identity(pid_t pid, struct hi_sample *me)
 {
 	char path[64];
 	struct hi_procinfo info;
-	struct hi_procid id;
 	ssize_t n;
 
 	memset(me, 0, sizeof(*me));
-	me->pid = (int)pid;
+	if (hi_proc_id_read(pid, &me->id) != 0 || !me->id.boot_id[0])
+		me->id.known = 0;
 	if (hi_proc_info(pid, &info) == 0)
 		snprintf(me->comm, sizeof(me->comm), "%s", info.comm);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, me->exe, sizeof(me->exe) - 1);
 	me->exe[n > 0 ? n : 0] = '\0';
-	if (hi_proc_id(pid, &id) == 0 && id.boot_id[0]) {
-		me->has_id = 1;
-		me->start_ticks = id.start_ticks;
-		snprintf(me->boot_id, sizeof(me->boot_id), "%s", id.boot_id);
+}
+
+/*
+ * The watch is on o's process now: w->pid, and w->me, who it is, with the
+ * identity it was found with (o->only) rather than a second reading.
+ */
+static void watching(struct watch *w, const struct hi_snapshot_opts *o)
+{
+	w->pid = o->pid;
+	target_identity(o->pid, &w->me);
+	if (o->only.known && o->only.pid == o->pid && o->only.boot_id[0])
+		w->me.id = o->only;
+}
+
+/*
+ * Whether the process of a sample of a file still runs: 1, 0 (a zombie
+ * has exited), -errno.
+ */
+static int sample_alive(const struct hi_sample *last)
+{
+	struct hi_procinfo info;
+	struct hi_sample now;
+	char why[512];
+	int ret;
+
+	/* Start time and boot tell; without them, the pid and program. */
+	if (last->id.known) {
+		ret = hi_proc_id_alive(&last->id);
+	} else {
+		target_identity(last->id.pid, &now);
+		ret = (now.comm[0] || now.exe[0]) &&
+		      hi_sample_same_process(last, &now, why, sizeof(why));
 	}
+	if (ret == 1 && hi_proc_info(last->id.pid, &info) == 0 &&
+	    (info.state == 'Z' || info.state == 'X'))
+		ret = 0;
+	return ret;
+}
+
+/* The source the file's last "resolved" event line records; NULL. */
+static const char *file_source(const struct hi_series *s)
+{
+	for (size_t i = s->events; i-- > 0;)
+		if (strcmp(s->ev[i].event, "resolved") == 0 &&
+		    s->ev[i].source[0])
+			return s->ev[i].source;
+	return NULL;
+}
+
+/* Whether the file records the exit of its last process already. */
+static int exit_recorded(const struct hi_series *s)
+{
+	const struct hi_sample *last = &s->v[s->n - 1];
+
+	for (size_t i = 0; i < s->events; i++)
+		if (s->ev[i].line > last->line &&
+		    strcmp(s->ev[i].event, "exited") == 0 &&
+		    hi_proc_id_cmp(&s->ev[i].id, &last->id) == HI_ID_SAME)
+			return 1;
+	return 0;
+}
+
+/*
+ * A watch that follows a unit, pid file or name (w->source) appending to
+ * a file whose last snapshot is of another process than w->me: that is
+ * the same service restarted while no watch ran when the file follows the
+ * same source and its process is gone; the watch then records the exit
+ * (unless the file did) and the restart before its first line, as it
+ * does for a restart it sees (series.h).  Refused when that process still
+ * runs (another watch may be writing the file) or the file follows
+ * something else, or nothing (watch -p).  0, or EXIT_FAILED after a
+ * message.
+ */
+static int check_follow(struct watch *w, const struct hi_series *s)
+{
+	const struct hi_sample *last = &s->v[s->n - 1];
+	const char *src = file_source(s);
+	char safe[1024], safe2[1024], comm[256];
+	int alive = sample_alive(last);
+
+	hi_safe_str(last->comm, comm, sizeof(comm));
+	hi_safe_str(w->source, safe, sizeof(safe));
+	if (alive) {
+		errmsg("cannot append to '%s': its last snapshot (line %lu) is "
+		       "of pid %d (%s), which %s and is not the process %s "
+		       "names now (pid %d): another watch may be writing it; "
+		       "give -o a new file", w->path, last->line,
+		       (int)last->id.pid, comm, alive > 0 ? "still runs" :
+		       "may still run", safe, (int)w->pid);
+		return EXIT_FAILED;
+	}
+	if (!src) {
+		errmsg("cannot append to '%s': it records no unit, pid file or "
+		       "name that it follows (a file of watch -p), and its "
+		       "process, pid %d (%s) of line %lu, has exited: a series "
+		       "holds one process, or one service's; give -o a new "
+		       "file", w->path, (int)last->id.pid, comm, last->line);
+		return EXIT_FAILED;
+	}
+	if (strcmp(src, w->source) != 0) {
+		errmsg("cannot append to '%s': it is a series of %s, not of "
+		       "%s; give -o a new file", w->path,
+		       hi_safe_str(src, safe, sizeof(safe)),
+		       hi_safe_str(w->source, safe2, sizeof(safe2)));
+		return EXIT_FAILED;
+	}
+	if (!exit_recorded(s)) {
+		w->pend_exited = 1;
+		w->gone = last->id;
+		snprintf(w->gone_msg, sizeof(w->gone_msg), "pid %d had exited "
+			 "when the watch started again (after line %lu)",
+			 (int)last->id.pid, last->line);
+	}
+	snprintf(w->resolved_msg, sizeof(w->resolved_msg), "pid %d exited; "
+		 "%s now names pid %d", (int)last->id.pid, w->source,
+		 (int)w->pid);
+	errmsg("note: '%s' ends with pid %d (%s), which has exited; %s now "
+	       "names pid %d: the series goes on with it, after a restart",
+	       w->path, (int)last->id.pid, comm, safe, (int)w->pid);
+	return 0;
 }
 
 /*
  * watch -o appends: never to a file that holds another process's
  * snapshots (another pid, or the same pid reused by another process or
- * running another program), which diff, trend and plot would refuse.  A
- * file that is not a series at all is refused too.  0, or EXIT_FAILED
- * after a message.
+ * running another program), which diff, trend and plot would refuse,
+ * except for the restart of a followed service (check_follow).  A file
+ * that is not a series at all is refused too.  0, or EXIT_FAILED after a
+ * message.
  */
-static int check_append(const char *path, pid_t pid)
+static int check_append(struct watch *w)
 {
 	struct hi_series s;
 	struct hi_series_err err;
-	struct hi_sample me;
 	struct stat st;
+	const char *path = w->path;
 	char why[512];
 	int rc = 0;
 
@@ -434,8 +613,11 @@ static int check_append(const char *path, pid_t pid)
 	} else if (s.n) {
 		const struct hi_sample *last = &s.v[s.n - 1];
 
-		target_identity(pid, &me);
-		if (!hi_sample_same_process(last, &me, why, sizeof(why))) {
+		if (hi_sample_same_process(last, &w->me, why, sizeof(why))) {
+			rc = 0;
+		} else if (w->source[0]) {
+			rc = check_follow(w, &s);
+		} else {
 			char safe[1024];
 
 			errmsg("cannot append to '%s': it holds snapshots of "
@@ -460,15 +642,13 @@ static int same_target(struct watch *w, const struct hi_snapshot *s)
 	struct hi_sample now;
 
 	memset(&now, 0, sizeof(now));
-	now.pid = (int)s->pid;
+	now.id = s->id;
+	now.id.pid = s->pid;
+	/* As the file records it: start time and boot, or neither. */
+	if (!now.id.boot_id[0])
+		now.id.known = 0;
 	snprintf(now.comm, sizeof(now.comm), "%.63s", s->comm);
 	snprintf(now.exe, sizeof(now.exe), "%.511s", s->exe);
-	if (s->have_id) {
-		now.has_id = 1;
-		now.start_ticks = s->id.start_ticks;
-		snprintf(now.boot_id, sizeof(now.boot_id), "%s",
-			 s->id.boot_id);
-	}
 	return hi_sample_same_process(&w->me, &now, w->why, sizeof(w->why));
 }
 
@@ -492,15 +672,14 @@ static int on_gone(struct watch *w, struct hi_follow *f,
 		       w->samples, w->samples == 1 ? "" : "s",
 		       f->by == HI_BY_PID ? "" : "; following ",
 		       hi_follow_source(f, src, sizeof(src)));
-		ret = write_event(w, "exited", NULL);
+		ret = write_event(w, "exited", &w->me.id, NULL);
 	}
 	if (!ret && hi_follow_next(f, o, msg, sizeof(msg)) >= 0) {
 		if (!f->waiting) {
 			errmsg("%s", msg);
-			w->pid = o->pid;
+			watching(w, o);
 			w->have_first = 0;
-			target_identity(o->pid, &w->me);
-			ret = write_event(w, "resolved", msg);
+			ret = write_event(w, "resolved", &w->me.id, msg);
 		}
 		if (!ret)
 			return 1;
@@ -617,17 +796,27 @@ int hi_cmd_watch(int argc, char **argv)
 		errmsg("where to? give the file with -o FILE");
 		return hi_usage_hint("watch");
 	}
-	w.pid = o.pid;
-	target_identity(o.pid, &w.me);
+	watching(&w, &o);
+	hi_follow_source(&f, w.source, sizeof(w.source));
 	w.status = isatty(2);
 	if (!w.openmetrics) {
 		size_t cut;
 		struct stat st;
 
 		w.created = stat(w.path, &st) != 0 && errno == ENOENT;
-		ret = check_append(w.path, o.pid);
+		ret = check_append(&w);
 		if (ret)
 			return ret;
+		/* A followed process: how it was found, before its samples. */
+		if (w.source[0]) {
+			rfc3339_now(w.pend_when, sizeof(w.pend_when));
+			w.pend_resolved = 1;
+			if (!w.resolved_msg[0])
+				snprintf(w.resolved_msg,
+					 sizeof(w.resolved_msg),
+					 "%s names pid %d", w.source,
+					 (int)w.pid);
+		}
 		w.fd = hi_append_open(w.path, &cut);
 		if (w.fd < 0) {
 			errmsg("cannot open '%s': %s", w.path,
@@ -687,7 +876,8 @@ int hi_cmd_watch(int argc, char **argv)
 			}
 			status_clear(&w);
 			report_error(&o, &err, &s);
-			ret = write_event(&w, "error", hi_strerror(ret));
+			ret = write_event(&w, "error", &w.me.id,
+					  hi_strerror(ret));
 		} else if (!same_target(&w, &s)) {
 			char safe[1024];
 
@@ -701,7 +891,7 @@ int hi_cmd_watch(int argc, char **argv)
 			       "it exited after %lu sample%s", (int)o.pid,
 			       hi_safe_str(w.why, safe, sizeof(safe)),
 			       w.samples, w.samples == 1 ? "" : "s");
-			ret = write_event(&w, "exited", w.why);
+			ret = write_event(&w, "exited", &w.me.id, w.why);
 			rc = EXIT_EXITED;
 			if (ret) {
 				errmsg("cannot write '%s': %s", w.path,

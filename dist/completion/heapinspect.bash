@@ -48,7 +48,7 @@ _heapinspect()
 		return
 		;;
 	--interval | --duration | --count | --attempts | --stop-timeout | \
-		--timeout | --pad | --lines | --min-growth)
+		--timeout | --pad | --lines | --min-growth | --segment)
 		return
 		;;
 	esac
@@ -76,7 +76,7 @@ _heapinspect()
 		opts="--json --bytes --force --lines -h --help"
 		;;
 	trend)
-		opts="--json --min-growth -h --help"
+		opts="--json --min-growth --segment -h --help"
 		;;
 	plot)
 		opts="-o --output -h --help"

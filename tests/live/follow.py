@@ -18,6 +18,15 @@ named by a pid file, by a process name, and by a unit through a stand-in
 - --unit: followed through the stand-in systemctl; a unit that is not
   loaded, and no systemctl at all, are clear errors.
 - a failed watch leaves no output file behind.
+- appending (-o an existing file): a followed watch records how it found
+  the process (a "resolved" line with its source and start time, before
+  its first sample); another watch of the same pid file continues the
+  series when the file's process still runs and is the one named (no
+  restart), and after a restart while no watch ran (the exit and the
+  restart recorded; trend judges the new process, saying so; diff and
+  plot read it); it refuses (exit 2, the file unchanged) a file whose
+  process still runs but is not the one named, a file that follows
+  something else (--name against a pid file), and a file of watch -p.
 
 The pid takeovers need root (ns_last_pid); without it they are skipped and
 the output says so.  Exit status 0 on pass, 1 on failure, 77 when this
@@ -187,6 +196,120 @@ def follow(hi, procs, opt, what, out, first, restart, between=None,
     return old, b, err
 
 
+def stat_start(pid):
+    """starttime of pid, field 22 of /proc/PID/stat (proc(5))."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def appending(hi, tmp, target, target_bin, pidfile, named):
+    """watch -o FILE with --pidfile and --name into existing files."""
+    out = os.path.join(tmp, "append.jsonl")
+    src = "pid file %s" % os.path.join(os.path.realpath(tmp), "svc.pid")
+
+    def watch(opt, what, path=out, count=3):
+        return run([hi, "watch", opt, what, "--interval", "100ms",
+                    "--count", str(count), "-o", path])
+
+    def refused(opt, what, path, words):
+        before = read_bytes(path)
+        rc, _, err = watch(opt, what, path)
+        if rc != 2 or any(w not in err for w in words):
+            raise Failure("watch %s %s -o %s: exit %d, expected 2 and %r: "
+                          "%s" % (opt, what, path, rc, words, err.strip()))
+        if read_bytes(path) != before:
+            raise Failure("a refused watch changed %s" % path)
+        print("  refused: %s" % err.strip())
+
+    a = named(target())
+    rc, _, err = watch("--pidfile", pidfile)
+    expect_rc(["watch --pidfile"], rc, 0, err)
+    first = records(out)[0]
+    want = {"schema": EVENT, "event": "resolved", "pid": a.pid,
+            "source": src, "start_ticks": stat_start(a.pid)}
+    if {k: first.get(k) for k in want} != want:
+        raise Failure("the first line of a followed watch: %r, expected "
+                      "%r" % (first, want))
+    print("a followed watch's first line: resolved, %s, start_ticks %d"
+          % (src, want["start_ticks"]))
+
+    # The same process, the pid file named another way: one process.
+    rc, _, err = watch("--pidfile", os.path.join(tmp, ".", "svc.pid"),
+                       count=2)
+    expect_rc(["watch --pidfile (again)"], rc, 0, err)
+    rc, out_json, err = run([hi, "trend", "--json", out])
+    v = json.loads(out_json) if rc in (0, 1) else {}
+    if v.get("segments") != 1 or v.get("samples") != 5:
+        raise Failure("appended, the same process: trend exit %d, %r "
+                      "segments, %r samples: %s" % (rc, v.get("segments"),
+                                                    v.get("samples"), err))
+    print("appended while the process runs: one process, 5 samples")
+
+    print("the pid file names another process while the file's runs:")
+    c = named(target())
+    refused("--pidfile", pidfile, out, ["still runs", "pid %d" % a.pid,
+                                        "pid %d" % c.pid])
+    c.exit()
+
+    # The file's process exits, the service restarts with no watch.
+    before = len(records(out))
+    old = a.pid
+    a.exit()
+    b = named(target())
+    rc, _, err = watch("--pidfile", pidfile)
+    expect_rc(["watch --pidfile (after a restart)"], rc, 0, err)
+    new = records(out)[before:]
+    kinds = [(r.get("event") or "sample", r.get("pid")) for r in new]
+    if kinds != [("exited", old), ("resolved", b.pid)] + \
+            [("sample", b.pid)] * 3 or \
+            new[0].get("start_ticks") != want["start_ticks"] or \
+            new[1].get("source") != src or \
+            new[1].get("start_ticks") != stat_start(b.pid):
+        raise Failure("appended after a restart: %r" % new[:2])
+    rc, out_json, err = run([hi, "trend", "--json", out])
+    v = json.loads(out_json) if rc in (0, 1) else {}
+    lo = v.get("left_out") or [{}]
+    if (v.get("segments"), v.get("segment"), v.get("pid"),
+            v.get("samples"), lo[0].get("pid")) != (2, 2, b.pid, 3, old):
+        raise Failure("trend of the series after a restart: exit %d %r: "
+                      "%s" % (rc, out_json[:600], err))
+    rc, out_json, err = run([hi, "diff", "--json", out])
+    d = json.loads(out_json) if rc == 0 else {}
+    if rc != 0 or d["a"]["pid"] != b.pid or d["b"]["pid"] != b.pid:
+        raise Failure("diff of the series after a restart: exit %d %s"
+                      % (rc, err))
+    rc, _, err = run([hi, "plot", out, "-o", out + ".svg"])
+    expect_rc(["plot"], rc, 0, err)
+    print("appended after a restart: exited %d, resolved %d, 3 samples; "
+          "trend judges pid %d (process 2 of 2), diff and plot read it"
+          % (old, b.pid, b.pid))
+
+    # Something else into that file: --name, once its process is gone.
+    name = ("hiapp%d" % (os.getpid() % 10**9))[:15]
+    exe = os.path.join(tmp, name)
+    shutil.copy(target_bin, exe)
+    b.exit()
+    d = target(exe)
+    print("a watch of a name into a series of a pid file:")
+    refused("--name", name, out, ["a series of %s, not of name '%s'"
+                                  % (src, name)])
+    # A file of watch -p whose process is gone.
+    pfile = os.path.join(tmp, "by-pid.jsonl")
+    rc, _, err = watch("-p", str(d.pid), pfile, count=2)
+    expect_rc(["watch -p"], rc, 0, err)
+    d.exit()
+    named(target())
+    print("a watch of a pid file into a series of watch -p:")
+    refused("--pidfile", pidfile, pfile, ["records no unit, pid file or "
+                                          "name"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heapinspect", required=True)
@@ -249,6 +372,9 @@ def main():
         if takeover and "still names pid %d, which exited" % old not in err:
             raise Failure("--pidfile: stale file not reported: %r" % err)
         b.exit()
+
+        # Appending to an existing file.
+        appending(hi, tmp, target, args.target, pidfile, named)
 
         # -p: the pid taken over between two samples.
         if takeover:

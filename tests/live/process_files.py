@@ -10,6 +10,10 @@
   an earlier process that had A's pid holds), and a file with no start
   times whose executable differs: watch on A refuses both, unchanged.
 - A JSON document of `snapshot -o`: watch refuses to append to it.
+- A series of a followed service (watch --pidfile, on A): watch -p A
+  appends to it (the same process, one segment); watch -p B is refused
+  as for any file of another process: -p never continues a service's
+  series with another process.
 - `-p TID` with the id of a thread that is not the main one (from
   /proc/PID/task): the snapshot is of the process (its pid in the JSON,
   the target's own figures), with a note on stderr naming both; the same
@@ -128,6 +132,31 @@ def main():
         if rc != 0:
             raise Failure("snapshot -o: exit %d: %s" % (rc, err))
         refused(hi, a.pid, doc, env, [r"one JSON document"])
+
+        print("a series of a pid file (A), then -p:")
+        pidfile = os.path.join(tmp.name, "a.pid")
+        with open(pidfile, "w") as f:
+            f.write("%d\n" % a.pid)
+        fpath = os.path.join(tmp.name, "followed.jsonl")
+        rc, _, err = run([hi, "watch", "--pidfile", pidfile, "--interval",
+                          "100ms", "--count", "2", "-o", fpath], env)
+        first = json.loads(read(fpath).splitlines()[0])
+        src = "pid file " + os.path.realpath(pidfile)
+        if rc != 0 or first.get("event") != "resolved" or \
+                first.get("source") != src:
+            raise Failure("watch --pidfile: exit %d, first line %r: %s"
+                          % (rc, first, err))
+        refused(hi, b.pid, fpath, env,
+                [r"holds snapshots of another process"])
+        rc, _, err = watch(hi, a.pid, fpath, env)
+        rc2, out, err2 = run([hi, "trend", "--json", fpath], env)
+        v = json.loads(out) if rc2 in (0, 1) else {}
+        if rc != 0 or v.get("segments") != 1 or v.get("samples") != 4:
+            raise Failure("watch -p A into A's followed series: exit %d, "
+                          "trend exit %d, segments %r, samples %r: %s %s"
+                          % (rc, rc2, v.get("segments"), v.get("samples"),
+                             err, err2))
+        print("  -p A appended: one process, 4 snapshots")
 
         tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % b.pid)
                       if int(t) != b.pid)

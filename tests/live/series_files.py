@@ -13,6 +13,15 @@ Files that mix processes (another pid, the same pid with another start
 time or boot, another executable) are refused by trend, diff and plot,
 which name the line where the other process starts.
 
+A service followed across a restart (watch --unit, --pidfile, --name):
+the file records it with an "exited" event line of the one process and a
+"resolved" event line of the next.  trend judges the last process (and
+says which, and what it left out), --segment N another; diff compares
+within the last and refuses --lines across the restart without --force;
+plot breaks its lines there.  The same files without those event lines,
+or with event lines that name other processes or come in another order,
+are refused naming the line.
+
 Hostile files: bad JSON, the wrong schema, huge numbers, negative sizes,
 fractions, a 1 GiB line (a sparse file), a million tiny values, deep
 nesting, NUL bytes, random bytes, an empty file, a directory.  Each must
@@ -345,6 +354,187 @@ def mixed(hi, tmp):
         print("%-22s one process" % name)
 
 
+EVENT = "heapinspect/event/v1"
+BOOT = "b" * 36
+
+
+def event(kind, minute, pid, start=None, source=None, boot=BOOT):
+    """An event line as heapinspect watch writes it (README)."""
+    o = {"schema": EVENT, "pid": pid, "event": kind, "samples": 0,
+         "timestamp": "2026-01-01T%02d:%02d:30.000000Z"
+         % (minute // 60, minute % 60)}
+    if start is not None:
+        o["start_ticks"], o["boot_id"] = start, boot
+    if source:
+        o["source"] = source
+    return o
+
+
+def followed(hi, tmp):
+    """A service followed across a restart: trend, diff and plot; the same
+    change of process without the record of a restart refused."""
+    src = "unit server.service"
+
+    def proc(pid, start, minutes, live):
+        return [dict(snapshot(m, live(m), pid=pid), start_ticks=start,
+                     boot_id=BOOT) for m in minutes]
+
+    # A leaks 1 MiB a minute for 10 minutes, exits; B runs flat for 20.
+    a = proc(4242, 1000, range(10), lambda m: 100 * MIB + m * MIB)
+    b = proc(5151, 2000, range(11, 31), lambda m: 80 * MIB)
+    start = event("resolved", 0, 4242, 1000, src)
+    start["timestamp"] = a[0]["timestamp"]
+    ex = event("exited", 9, 4242, 1000)
+    rs = event("resolved", 10, 5151, 2000, src)
+    good = [start] + a + [ex, rs] + b
+    b_first = 1 + len(a) + 2 + 1       # its line
+    b_last = len(good)
+    p = os.path.join(tmp, "followed.jsonl")
+    write_lines(p, good)
+
+    rc, v, err = trend(hi, p)
+    want = {"segments": 2, "segment": 2, "first_line": b_first,
+            "last_line": b_last, "pid": 5151, "samples": 20,
+            "verdict": "steady"}
+    got = {k: v.get(k) for k in want}
+    lo = v.get("left_out") or [{}]
+    if got != want or rc != 0 or len(lo) != 1 or \
+            (lo[0].get("segment"), lo[0].get("pid"), lo[0].get("first_line"),
+             lo[0].get("last_line")) != (1, 4242, 2, 1 + len(a)):
+        raise Failure("trend of a followed series: exit %d, %r, left out "
+                      "%r (expected %r and process 1, pid 4242, lines 2 "
+                      "to %d): %s" % (rc, got, v.get("left_out"), want,
+                                      1 + len(a), err))
+    rc, out, err, _ = run([hi, "trend", p])
+    for w in ("20 snapshots of pid 5151", "judged: process 2 of the 2 in "
+              "the file (lines %d to %d), the last" % (b_first, b_last),
+              "left out: process 1, pid 4242 (server), lines 2 to %d"
+              % (1 + len(a)), "a restart starts a new heap",
+              "--segment 1"):
+        if w not in out:
+            raise Failure("trend's report lacks %r:\n%s" % (w, out))
+    # The process before the restart, asked for: A's leak, 60 MiB/h.
+    rc, v, err = trend(hi, p, ["--segment", "1"])
+    if rc != 1 or v["verdict"] != "leak" or v["segment"] != 1 or \
+            v["slopes"]["live_bytes_per_hour"] != 60 * MIB or \
+            v["left_out"][0]["pid"] != 5151:
+        raise Failure("trend --segment 1: exit %d, %s, segment %r, slope "
+                      "%r" % (rc, v["verdict"], v["segment"],
+                              v["slopes"]["live_bytes_per_hour"]))
+    rc, _, err, _ = run([hi, "trend", "--segment", "3", p])
+    if rc != 2 or "holds 2 processes" not in err:
+        raise Failure("trend --segment 3 of 2: exit %d: %s" % (rc, err))
+    # B with only 2 snapshots: A, the last with 3, is judged.
+    short = os.path.join(tmp, "followed-short.jsonl")
+    write_lines(short, [start] + a + [ex, rs] + b[:2])
+    rc, v, err = trend(hi, short)
+    if v["segment"] != 1 or v["verdict"] != "leak" or \
+            v["left_out"][0]["segment"] != 2:
+        raise Failure("trend, the last process with 2 snapshots: judged "
+                      "%r, %s" % (v["segment"], v["verdict"]))
+    print("trend: judges process 2 of 2 (lines %d to %d), says process 1 "
+          "was left out; --segment 1: leak; a last process of 2 snapshots "
+          "left out" % (b_first, b_last))
+
+    # diff: within the last process; across the restart only --force.
+    rc, out, err, _ = run([hi, "diff", "--json", p])
+    d = json.loads(out) if rc == 0 else None
+    if rc != 0 or (d["a"]["line"], d["b"]["line"]) != (b_first, b_last) \
+            or d["a"]["pid"] != 5151 or \
+            d["figures"]["live_bytes"]["change"] != 0 or \
+            not any("restart" in x for x in d["notes"]):
+        raise Failure("diff of a followed series: exit %d %s %s"
+                      % (rc, err, out[:400]))
+    argv = [hi, "diff", "--lines", "2,%d" % b_last, p]
+    rc, _, err, _ = run(argv)
+    if rc != 2 or "different processes" not in err or \
+            "restart" not in err or "--force" not in err:
+        raise Failure("diff --lines across the restart: exit %d: %s"
+                      % (rc, err))
+    rc, out, err, _ = run(argv[:2] + ["--force", "--json"] + argv[2:])
+    d = json.loads(out) if rc == 0 else None
+    if rc != 0 or d["figures"]["live_bytes"]["change"] != -20 * MIB or \
+            not any("restart" in x for x in d["notes"]):
+        raise Failure("diff --force --lines across the restart: exit %d "
+                      "%s %s" % (rc, err, out[:400]))
+    print("diff: lines %d and %d (the last process); --lines across the "
+          "restart refused, --force compares" % (b_first, b_last))
+
+    # plot: one line per process, the restart marked once.
+    svg = os.path.join(tmp, "followed.svg")
+    rc, _, err, _ = run([hi, "plot", p, "-o", svg])
+    text = open(svg).read() if rc == 0 else ""
+    live = text.count('<polyline class="series" fill="none" '
+                      'stroke="#d62728"')
+    marks = {c: sum(1 for line in text.splitlines()
+                    if 'class="event"' in line and 'stroke="%s"' % c in line)
+             for c in ("#9467bd", "#17becf")}
+    if rc != 0 or live != 2 or marks != {"#9467bd": 1, "#17becf": 1}:
+        raise Failure("plot of a followed series: exit %d, %d live lines "
+                      "(expected 2), marks %r (expected one exit, one "
+                      "restart): %s" % (rc, live, marks, err))
+    print("plot: 2 lines of live bytes, one exit and one restart marked")
+
+    # Restarts that are recorded: B got A's pid; an old file's events
+    # without start times; an error line between exited and resolved.
+    same_pid = proc(4242, 2000, range(11, 31), lambda m: 80 * MIB)
+    ok = {
+        "the pid reused by the restart": [start] + a + [
+            ex, event("resolved", 10, 4242, 2000, src)] + same_pid,
+        "events without start times": a + [
+            event("exited", 9, 4242), event("resolved", 10, 5151)] + b,
+        "an error between": a + [ex, event("error", 9, 4242, 1000), rs]
+        + b,
+    }
+    for name, objs in ok.items():
+        q = os.path.join(tmp, "ok-%s.jsonl" % name.replace(" ", "_"))
+        write_lines(q, objs)
+        rc, v, err = trend(hi, q)
+        if rc != 0 or v["segments"] != 2 or v["segment"] != 2:
+            raise Failure("%s: trend exit %d, segments %r: %s"
+                          % (name, rc, v.get("segments"), err))
+        print("%-32s two processes, the restart recorded" % name)
+
+    # The change of process not recorded as a restart: refused, naming
+    # the line of the other process's first snapshot.
+    c = proc(6161, 3000, range(31, 35), lambda m: 80 * MIB)
+    bad = {
+        "no event lines": (a + b, len(a) + 1, "records no restart"),
+        "no resolved line": (a + [ex] + b, len(a) + 2,
+                             'no "resolved" event line'),
+        "resolved before exited": (a + [rs, ex] + b, len(a) + 3,
+                                   'no "resolved" event line'),
+        "the exit of another pid": (
+            a + [event("exited", 9, 4343, 1000), rs] + b, len(a) + 3,
+            "records no restart"),
+        "the exit of another start": (
+            a + [event("exited", 9, 4242, 999), rs] + b, len(a) + 3,
+            "records no restart"),
+        "the next named as another pid": (
+            a + [ex, event("resolved", 10, 6000, 2000, src)] + b,
+            len(a) + 3, "names pid 6000"),
+        "the next named with another start": (
+            a + [ex, event("resolved", 10, 5151, 2001, src)] + b,
+            len(a) + 3, "names pid 5151 (start_ticks 2001)"),
+        "a third process unrecorded": (a + [ex, rs] + b + c,
+                                       len(a) + 2 + len(b) + 1,
+                                       "records no restart"),
+    }
+    for name, (objs, line, words) in bad.items():
+        q = os.path.join(tmp, "bad-%s.jsonl" % name.replace(" ", "_"))
+        write_lines(q, objs)
+        for cmd in (["trend"], ["diff"], ["plot", "-o",
+                                          os.path.join(tmp, "m.svg")]):
+            rc, _, err, _ = run([hi] + cmd + [q])
+            if rc != 2 or "'%s' line %d:" % (q, line) not in err or \
+                    "mixes processes" not in err or words not in err:
+                raise Failure("%s, %s: exit %d, expected 2 naming line %d, "
+                              "the mixing and %r: %s"
+                              % (cmd[0], name, rc, line, words,
+                                 err.strip()))
+        print("%-32s refused: line %d" % (name, line))
+
+
 def write_lines(path, objs):
     with open(path, "w") as f:
         for o in objs:
@@ -368,8 +558,8 @@ def run(argv, timeout=120):
         err.decode("utf-8", "replace"), maxrss
 
 
-def trend(hi, path):
-    rc, out, err, _ = run([hi, "trend", "--json", path])
+def trend(hi, path, opts=()):
+    rc, out, err, _ = run([hi, "trend", "--json"] + list(opts) + [path])
     if rc not in (0, 1):
         raise Failure("trend %s: exit %d: %s" % (path, rc, err))
     return rc, json.loads(out), err
@@ -553,6 +743,7 @@ def main():
         known_answers(args.heapinspect, tmp)
         statistical(args.heapinspect, tmp)
         mixed(args.heapinspect, tmp)
+        followed(args.heapinspect, tmp)
         hostile(args.heapinspect, tmp)
     except Failure as e:
         print("FAIL: %s" % e)
