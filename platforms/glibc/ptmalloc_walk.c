@@ -134,6 +134,8 @@ int ptm_layout_check(const struct ptm_layout *l)
 	 * NFASTBINS is 10 from glibc 2.3 to 2.42; 2.43 has no fastbins.  NBINS
 	 * is 128 in every glibc since 2.3.
 	 */
+	if (!l->fastbins.size && l->fastbins.count)
+		return -HI_E_LAYOUT; /* elements in no bytes */
 	if (l->fastbins.size &&
 	    (l->fastbins.count < 1 || l->fastbins.count > 64 ||
 	     !field_ok(&l->fastbins, l->state_size, 1, p)))

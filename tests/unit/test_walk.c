@@ -540,6 +540,12 @@ static void test_layout_check(void)
 	CHECK(ptm_layout_check(&l) == 0, "no fastbins rejected");
 	l.fastbins.size = 80;
 	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "fastbins of count 0");
+	/* fuzz.walk found the walker reading elements of a 0-byte array. */
+	memset(&l.fastbins, 0, sizeof(l.fastbins));
+	l.fastbins.off = l.state_size - 8;
+	l.fastbins.count = 10;
+	CHECK(ptm_layout_check(&l) == -HI_E_LAYOUT, "fastbins of 10 "
+	      "elements in 0 bytes");
 	l = layout(1);
 	l.tcache_entries = (struct ptm_field){ 128, 512, 64 };
 	CHECK(ptm_layout_check(&l) == 0, "tcache entries rejected");
