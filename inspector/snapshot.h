@@ -64,6 +64,8 @@ struct hi_snapshot {
 	uint64_t pause_total_us;    /* all stops together */
 	unsigned attempts;
 	size_t threads_stopped;
+	size_t threads_in_kernel;   /* of those, held asleep in the kernel */
+	size_t sharers_held;        /* children of vfork() held too */
 	uint64_t reads;             /* read system calls during the stops */
 };
 
@@ -73,12 +75,15 @@ struct hi_snapshot_err {
 	char detail[4096]; /* build-id, module path, member, address ... */
 	pid_t tracer;      /* TracerPid when attaching was refused */
 	char state;        /* /proc state of the target */
+	struct hi_stop_why stop; /* -EPERM, -ETIMEDOUT: the thread that could
+				    not be held, and why */
 };
 
 /*
  * Take a snapshot.  Return 0 (s->heap.complete says whether every arena was
  * read), or a negative code with err filled.  The target is always running
- * again, exactly as before, when this returns.
+ * again, exactly as before, when this returns: it is taken in a session of
+ * its own (hi_target_session), which nothing outlives.
  */
 int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		     struct hi_snapshot_err *err);
