@@ -31,6 +31,21 @@ int report_error(const struct hi_snapshot_opts *o,
 		 const struct hi_snapshot *s);
 int parse_uint(const char *s, unsigned long max, unsigned long *out);
 
+/*
+ * Say why the process pid could not be held (code -EPERM, -EACCES or
+ * -ETIMEDOUT; why from hi_target_last_why, or NULL): which thread, which
+ * tracer holds it (another heapinspect named as such), or what forbids
+ * ptrace and what to do.  method_call: the stop was for an injected call.
+ */
+void hi_report_stop_error(pid_t pid, int code, const struct hi_stop_why *why,
+			  unsigned stop_timeout_ms, int method_call);
+
+/* The first line of that, without "heapinspect: ", into buf. */
+const char *hi_stop_error_line(pid_t pid, int code,
+			       const struct hi_stop_why *why,
+			       unsigned stop_timeout_ms, char *buf,
+			       size_t size);
+
 /* cli.c */
 
 /* "try 'heapinspect CMD --help'" after a usage error; returns EXIT_USAGE. */

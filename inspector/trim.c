@@ -201,6 +201,25 @@ out_sym:
 	return ret;
 }
 
+struct trim_args {
+	pid_t pid;
+	const char *debuginfo_path;
+	uint64_t pad;
+	unsigned timeout_ms, stop_timeout_ms;
+	struct trim_result *res;
+	char *detail;
+	size_t dsize;
+};
+
+/* do_trim in a session of its own, which nothing it stops outlives. */
+static int trim_in_session(void *arg)
+{
+	struct trim_args *a = arg;
+
+	return do_trim(a->pid, a->debuginfo_path, a->pad, a->timeout_ms,
+		       a->stop_timeout_ms, a->res, a->detail, a->dsize);
+}
+
 static uint64_t drop(uint64_t before, uint64_t after)
 {
 	return before > after ? before - after : 0;
@@ -364,9 +383,15 @@ int hi_trim_main(int argc, char **argv)
 		ret = -HI_E_ZOMBIE;
 	memset(&res, 0, sizeof(res));
 	detail[0] = '\0';
-	if (ret == 0)
-		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
-			      stop_timeout_ms, &res, detail, sizeof(detail));
+	if (ret == 0) {
+		struct trim_args a = { pid, debuginfo_path, pad, timeout_ms,
+				       stop_timeout_ms, &res, detail,
+				       sizeof(detail) };
+		int r = hi_target_session(trim_in_session, &a, &ret);
+
+		if (r)
+			ret = r;
+	}
 	if (ret) {
 		if (ret == -ESRCH || (kill(pid, 0) != 0 && errno == ESRCH))
 			errmsg("no process with pid %d", (int)pid);
@@ -381,10 +406,13 @@ int hi_trim_main(int argc, char **argv)
 			       "where it was by itself when it ends",
 			       (int)pid, res.rep.function, timeout_ms,
 			       (int)res.rep.thread);
-		else if (ret == -EPERM || ret == -EACCES)
-			errmsg("cannot attach to pid %d: %s (run as root or "
-			       "with CAP_SYS_PTRACE; see heapinspect --help)",
-			       (int)pid, hi_strerror(ret));
+		else if (ret == -EPERM || ret == -EACCES || ret == -ETIMEDOUT) {
+			struct hi_stop_why why;
+
+			hi_target_last_why(&why);
+			hi_report_stop_error(pid, ret, &why, stop_timeout_ms,
+					     0);
+		}
 		else
 			errmsg("pid %d: %s%s%s", (int)pid, hi_strerror(ret),
 			       detail[0] ? ": " : "", detail);
