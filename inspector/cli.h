@@ -20,6 +20,7 @@ enum {
 	EXIT_PARTIAL = 1, /* printed, but some arena could not be read */
 	EXIT_FAILED = 2,  /* nothing could be read */
 	EXIT_EXITED = 3,  /* watch: the target exited */
+	EXIT_FAILING = 4, /* watch: samples kept failing */
 	EXIT_USAGE = 64,
 };
 

@@ -141,6 +141,9 @@ int hi_cmd_snapshot(int argc, char **argv)
 
 /* ---------------------------------------------------------------- */
 
+/* Failed samples in a row after which a watch gives up (EXIT_FAILING). */
+#define HI_WATCH_MAX_FAILED 10
+
 static void watch_usage(FILE *out)
 {
 	fprintf(out,
@@ -164,9 +167,16 @@ static void watch_usage(FILE *out)
 "On a terminal, stderr shows one status line: time, samples, live bytes,\n"
 "free bytes and RSS, each with its change since the first sample.\n"
 "\n"
-"exit status: 0 stopped at --count or --duration or by a signal; 2 no\n"
-"sample could be taken at all, or FILE could not be written; 3 the process\n"
-"exited (after at least one sample; recorded in FILE); 64 wrong usage.\n");
+"A sample that fails (another tracer holds the process, a thread does not\n"
+"stop, ...) is recorded in FILE as an error line and counts toward --count;\n"
+"the watch goes on, and gives up after %d failed samples in a row.\n"
+"\n"
+"exit status: 0 stopped at --count or --duration or by a signal; 2 the\n"
+"first sample failed for a reason that does not pass (no such process, no\n"
+"permission, not glibc's malloc, ...), or FILE could not be written; 3 the\n"
+"process exited (after at least one sample; recorded in FILE); 4 it gave\n"
+"up: %d samples in a row failed (recorded in FILE); 64 wrong usage.\n",
+		HI_WATCH_MAX_FAILED, HI_WATCH_MAX_FAILED);
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -190,7 +200,8 @@ struct watch {
 	int fd;                 /* jsonl */
 	int status;             /* stderr is a terminal */
 	int status_shown;       /* a status line is on the screen */
-	unsigned long samples;
+	unsigned long samples;    /* taken, failed ones included */
+	unsigned long failed_run; /* failed in a row */
 	int have_first;
 	uint64_t first_live, first_free, first_rss;
 	pid_t pid;
@@ -330,6 +341,37 @@ static int write_sample(struct watch *w, const struct hi_snapshot *s)
 static int target_gone(int code)
 {
 	return code == -HI_E_EXITED || code == -ESRCH || code == -HI_E_ZOMBIE;
+}
+
+/*
+ * Whether a failed sample may succeed later: another tracer held the
+ * process, a thread did not stop in time, the process executed a program.
+ */
+static int passing(const struct hi_snapshot_err *err)
+{
+	switch (err->code) {
+	case -EPERM:
+		return err->stop.code == err->code && err->stop.tracer != 0;
+	case -ETIMEDOUT:
+	case -EAGAIN:
+	case -HI_E_EXECED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The event line's message for a failed sample. */
+static const char *failure_text(const struct hi_snapshot_opts *o,
+				const struct hi_snapshot_err *err, char *buf,
+				size_t size)
+{
+	if (err->code == -EPERM || err->code == -EACCES ||
+	    err->code == -ETIMEDOUT)
+		return hi_stop_error_line(o->pid, err->code, &err->stop,
+					  o->stop_timeout_ms, buf, size);
+	snprintf(buf, size, "%s", hi_strerror(err->code));
+	return buf;
 }
 
 int hi_cmd_watch(int argc, char **argv)
@@ -479,7 +521,9 @@ int hi_cmd_watch(int argc, char **argv)
 
 		ret = hi_snapshot_take(&o, &s, &err);
 		if (ret) {
-			if (w.samples == 0 && w.comm[0] == '\0') {
+			char text[1024];
+
+			if (w.samples == 0 && !passing(&err)) {
 				/* Nothing was read at all: say why, as -p. */
 				status_clear(&w);
 				rc = report_error(&o, &err, &s);
@@ -501,12 +545,22 @@ int hi_cmd_watch(int argc, char **argv)
 			}
 			status_clear(&w);
 			report_error(&o, &err, &s);
-			ret = write_event(&w, "error", hi_strerror(ret));
+			ret = write_event(&w, "error", failure_text(&o, &err,
+						text, sizeof(text)));
+			/* A failed sample is a sample: --count ends it. */
+			w.samples++;
+			if (!ret && ++w.failed_run >= HI_WATCH_MAX_FAILED) {
+				errmsg("%lu samples in a row failed: giving up",
+				       w.failed_run);
+				rc = EXIT_FAILING;
+				break;
+			}
 		} else {
 			snprintf(w.comm, sizeof(w.comm), "%s", s.comm);
 			ret = write_sample(&w, &s);
 			if (!ret) {
 				w.samples++;
+				w.failed_run = 0;
 				if (!w.have_first && s.heap.complete) {
 					w.have_first = 1;
 					w.first_live = s.heap.mi.uordblks +
