@@ -5,8 +5,8 @@
 # tests drive (promtool from prometheus checks the OpenMetrics file,
 # rsvg-convert from librsvg2-bin renders the plot, strace holds a thread
 # beside heapinspect, useradd from passwd makes a user for a process it
-# cannot trace), and clang with its
-# libFuzzer runtime for the fuzz targets.  Safe to run again.
+# cannot trace, memcached is a real service to watch), and clang with
+# its libFuzzer runtime for the fuzz targets.  Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
 	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
@@ -18,7 +18,7 @@ apt-get install -y -q --no-install-recommends \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
-	python3 util-linux libjemalloc2 strace passwd \
+	python3 util-linux libjemalloc2 strace passwd memcached \
 	prometheus librsvg2-bin \
 	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring

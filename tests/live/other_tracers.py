@@ -26,10 +26,14 @@ Cases:
                   the time (subprocess, and posix_spawn children held for
                   longer than --stop-timeout), under two watches at once
                   while it answers requests
+  memcached       memcached (4 worker threads) under load, two watches at
+                  once and strace on one of its threads: every request
+                  answered, every key kept (skipped without memcached)
 
 After each: the target alive, no thread of it (nor a child sharing its
-memory) stopped or traced, its own mallinfo2() figures as before, its data
-intact.  Exit 0 pass, 1 fail, 77 skip (said why).
+memory) stopped or traced, its own mallinfo2() figures (or for the
+services, their answers) as before, its data intact.  Exit 0 pass, 1 fail,
+77 skip (said why).
 """
 
 import argparse
@@ -522,6 +526,139 @@ class Case:
             if created:
                 subprocess.run(["userdel", name], capture_output=True)
 
+    def memcached(self):
+        binary = shutil.which("memcached")
+        if not binary:
+            raise Skip("memcached is not installed (tests/setup-debian.sh)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = [binary, "-t", "4", "-p", str(port), "-U", "0", "-l",
+                "127.0.0.1", "-m", "64"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        mc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL)
+        stop = threading.Event()
+        served = [0, 0]
+
+        def talk(c, cmd, end):
+            c.sendall(cmd)
+            answer = b""
+            while not answer.endswith(end):
+                data = c.recv(65536)
+                if not data:
+                    raise OSError("connection closed")
+                answer += data
+            return answer
+
+        def value(i):
+            return (b"%d-" % i) * (1 + i % 300)
+
+        def connect():
+            for _ in range(500):
+                try:
+                    return socket.create_connection(("127.0.0.1", port),
+                                                    timeout=60)
+                except ConnectionRefusedError:
+                    time.sleep(0.01)
+            raise Failure("memcached does not answer on port %d" % port)
+
+        def load(n):
+            try:
+                with connect() as c:
+                    i = 0
+                    while not stop.is_set():
+                        i += 1
+                        v = value(i)
+                        ok = talk(c, b"set t%d-%d 0 0 %d\r\n%s\r\n"
+                                  % (n, i % 500, len(v), v),
+                                  b"\r\n") == b"STORED\r\n"
+                        got = talk(c, b"get t%d-%d\r\n" % (n, i % 500),
+                                   b"END\r\n")
+                        ok = ok and v in got
+                        served[0 if ok else 1] += 1
+            except OSError:
+                served[1] += 1
+
+        try:
+            with connect() as c:
+                for i in range(2000):
+                    v = value(i)
+                    if talk(c, b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(v), v),
+                            b"\r\n") != b"STORED\r\n":
+                        raise Failure("memcached did not store k%d" % i)
+            loaders = [threading.Thread(target=load, args=(n,))
+                       for n in range(4)]
+            for x in loaders:
+                x.start()
+            try:
+                victim = tasks(mc.pid)[len(tasks(mc.pid)) // 2]
+                paths = [os.path.join(self.tmp, "mc%d.jsonl" % i)
+                         for i in (1, 2)]
+                ws = [self.watch(mc.pid, p, "--interval", "100ms",
+                                 "--count", "40", "--stop-timeout", "300")
+                      for p in paths]
+                for _ in range(3000):
+                    if all(lines_of(p) for p in paths) or \
+                            any(w.poll() is not None for w in ws):
+                        break
+                    time.sleep(0.01)
+                s = attach_strace(victim)
+                try:
+                    for _ in range(6000):
+                        if all(len(split(lines_of(p))[1]) >= 2
+                               for p in paths) or \
+                                any(w.poll() is not None for w in ws):
+                            break
+                        time.sleep(0.01)
+                finally:
+                    detach_strace(s)
+                for w, p in zip(ws, paths):
+                    rc, lines, err = wait_watch(w, p)
+                    snaps, errors = split(lines)
+                    print("memcached, %s: exit %d, %d samples, %d errors"
+                          % (os.path.basename(p), rc, len(snaps),
+                             len(errors)))
+                    if rc != 0 or len(lines) != 40:
+                        raise Failure("%s: exit status %d, %d lines: %s"
+                                      % (p, rc, len(lines), err))
+                    for e in errors:
+                        msg = e.get("message", "")
+                        if "already traced by pid %d (strace)" % s.pid \
+                                not in msg and \
+                                "held by another heapinspect" not in msg:
+                            raise Failure("%s: error line %r" % (p, e))
+                    if not errors:
+                        raise Failure("%s: no sample failed beside "
+                                      "strace" % p)
+            finally:
+                stop.set()
+                for x in loaders:
+                    x.join()
+            print("memcached: %d requests answered, %d failed"
+                  % tuple(served))
+            if served[1] or not served[0]:
+                raise Failure("requests failed: %d of %d"
+                              % (served[1], sum(served)))
+            for _ in range(250):
+                bad = held(mc.pid)
+                if not bad:
+                    break
+                time.sleep(0.02)
+            else:
+                raise Failure("memcached left stopped or traced: %s" % bad)
+            with connect() as c:
+                for i in range(2000):
+                    if value(i) not in talk(c, b"get k%d\r\n" % i,
+                                            b"END\r\n"):
+                        raise Failure("memcached lost k%d" % i)
+            if mc.poll() is not None:
+                raise Failure("memcached died: %d" % mc.returncode)
+        finally:
+            mc.kill()
+            mc.wait()
+
     def python(self):
         py = "/usr/bin/python3"
         if not os.access(py, os.X_OK):
@@ -691,9 +828,9 @@ def main():
     ap.add_argument("--case", required=True,
                     choices=["watch_strace", "strace_messages",
                              "two_watches", "two_oneshots", "vfork",
-                             "nodump", "python"])
+                             "nodump", "python", "memcached"])
     args = ap.parse_args()
-    if args.case in ("watch_strace", "strace_messages") and \
+    if args.case in ("watch_strace", "strace_messages", "memcached") and \
             not shutil.which("strace"):
         print("SKIP %s: strace is not installed (tests/setup-debian.sh)"
               % args.case)
