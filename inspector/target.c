@@ -592,48 +592,106 @@ static pid_t parent_of(pid_t pid)
 }
 
 /*
- * Seize the children of the target that share its memory (kcmp KCMP_VM):
- * the child of a thread in vfork() runs in the target's memory until it
- * executes a program.  Only a process whose parent is the target (or such a
- * child) can be one.  Return 0, or -errno with t->why.child set when one
- * could not be held or told apart.
+ * Seize pid if it shares the target's memory (kcmp KCMP_VM).  Return 0, or
+ * -errno with t->why.child set when it could not be told apart or held.
+ */
+static int try_sharer(struct hi_target *t, pid_t pid)
+{
+	struct hi_thread *th;
+	pid_t tid = t->why.tid;
+	long same;
+	int ret;
+
+	if (pid <= 0 || pid == t->pid || find_thread(t, pid))
+		return 0;
+	same = syscall(SYS_kcmp, t->pid, pid, KCMP_VM, 0, 0);
+	if (same > 0 || (same < 0 && errno == ESRCH))
+		return 0;
+	if (same < 0) {
+		ret = -errno;
+	} else if (!(th = add_thread(t, pid, 1))) {
+		ret = -ENOMEM;
+	} else {
+		ret = seize_one(t, th);
+		t->why.tid = tid;
+		if (ret == -EBUSY)
+			ret = -EPERM;
+	}
+	if (ret) {
+		t->why.child = pid;
+		t->why.child_err = -ret;
+	}
+	return ret;
+}
+
+/*
+ * The children of the threads that may be in vfork(), and of the processes
+ * sharing the memory, from /proc/PID/task/TID/children (a kernel built with
+ * CONFIG_PROC_CHILDREN).  Return 1 when every list was read, 0 when there
+ * is no such file (all of /proc is searched then), or -errno.
+ */
+static int sharers_by_children(struct hi_target *t)
+{
+	for (size_t i = 0; i < t->nthreads; i++) {
+		const struct hi_thread *th = &t->threads[i];
+		char path[96], buf[4096], *p, *end;
+		ssize_t n;
+
+		if (th->gone || !th->seized || th->stopped ||
+		    !(th->sharer || (th->in_kernel && forking(th->syscall))))
+			continue;
+		if (th->sharer)
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
+				 (int)th->tid, (int)th->tid);
+		else
+			task_file(t, th, "children", path, sizeof(path));
+		n = read_small(path, buf, sizeof(buf));
+		if (n < 0 && th->sharer)
+			continue; /* gone */
+		/* No such file, or a list cut short: search all of /proc. */
+		if (n < 0 || (size_t)n + 1 >= sizeof(buf))
+			return 0;
+		for (p = buf;; p = end) {
+			long pid = strtol(p, &end, 10);
+			int ret;
+
+			if (end == p)
+				break;
+			ret = try_sharer(t, (pid_t)pid);
+			if (ret)
+				return ret;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Seize the children of the target that share its memory: the child of a
+ * thread in vfork() runs in the target's memory until it executes a
+ * program.  Only a process whose parent is the target (or such a child)
+ * can be one.  Return 0, or -errno with t->why.child set when one could
+ * not be held or told apart.
  */
 static int find_sharers(struct hi_target *t)
 {
 	struct dirent *de;
-	int ret = 0;
-	DIR *d = opendir("/proc");
+	int ret = sharers_by_children(t);
+	DIR *d;
 
+	if (ret)
+		return ret < 0 ? ret : 0;
+	d = opendir("/proc");
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) != NULL) {
 		pid_t pid = (pid_t)atoi(de->d_name);
-		struct hi_thread *th;
-		long same;
 
 		if (pid <= 0 || pid == t->pid || find_thread(t, pid) ||
 		    !ours(t, parent_of(pid)))
 			continue;
-		same = syscall(SYS_kcmp, t->pid, pid, KCMP_VM, 0, 0);
-		if (same > 0 || (same < 0 && errno == ESRCH))
-			continue;
-		if (same < 0) {
-			ret = -errno;
-		} else if (!(th = add_thread(t, pid, 1))) {
-			ret = -ENOMEM;
-		} else {
-			pid_t tid = t->why.tid;
-
-			ret = seize_one(t, th);
-			t->why.tid = tid;
-			if (ret == -EBUSY)
-				ret = -EPERM;
-		}
-		if (ret) {
-			t->why.child = pid;
-			t->why.child_err = -ret;
+		ret = try_sharer(t, pid);
+		if (ret)
 			break;
-		}
 	}
 	closedir(d);
 	return ret;
