@@ -10,7 +10,8 @@ Cases:
                   target: failed samples are error lines naming strace and
                   count toward --count; the watch ends, nothing left held
   strace_messages a one-shot run and trim while strace holds a thread: the
-                  message names strace, says nothing of root or containers
+                  message names strace, says nothing of root or containers;
+                  a watch meanwhile gives up after 10 failed samples (4)
   two_watches     two watches of one target at once: both end, every sample
                   right or an error line naming the other heapinspect
   two_oneshots    two one-shot runs at once, 20 times: right figures, or
@@ -330,6 +331,25 @@ class Case:
                                      for tid in tasks(t.pid)) if x):
                         raise Failure("a thread left stopped beside "
                                       "strace's")
+                # A watch whose every sample fails gives up: exit 4
+                # after 10 in a row, each an error line naming strace.
+                path = os.path.join(self.tmp, "giveup.jsonl")
+                w = self.watch(t.pid, path, "--interval", "20ms",
+                               "--count", "1000", "--stop-timeout", "100")
+                rc, lines, err = wait_watch(w, path)
+                snaps, errors = split(lines)
+                print("watch while strace holds a thread throughout: "
+                      "exit %d, %d samples, %d errors" % (rc, len(snaps),
+                                                          len(errors)))
+                if rc != 4 or snaps or len(errors) != 10 or \
+                        "10 samples in a row failed" not in err:
+                    raise Failure("watch: exit status %d, %d samples, %d "
+                                  "errors, expected 4, 0, 10: %s"
+                                  % (rc, len(snaps), len(errors), err))
+                for e in errors:
+                    if "already traced by pid %d (strace)" % s.pid not in \
+                            e.get("message", ""):
+                        raise Failure("error line %r" % e)
             finally:
                 detach_strace(s)
             settled(t, ready, "after strace")
