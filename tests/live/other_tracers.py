@@ -197,6 +197,14 @@ def wait_watch(w, path, timeout=180):
     return rc, lines_of(path), err
 
 
+def kill_all(procs):
+    """Kill what still runs of procs (a failed case must not hang)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def split(lines):
     snaps = [x for x in lines if x.get("schema") == SCHEMA]
     errors = [x for x in lines if x.get("schema") == EVENT and
@@ -240,13 +248,17 @@ class Case:
         self.env = dict(os.environ)
         self.env.pop("DEBUGINFOD_URLS", None)
         self.env["XDG_CACHE_HOME"] = os.path.join(tmp, "cache")
+        self.procs = []
 
     def watch(self, pid, path, *extra):
-        return subprocess.Popen([self.hi, "watch", "-p", str(pid), "-o",
-                                 path] + list(extra),
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env=self.env)
+        """Start a watch; every watch is killed when the case ends."""
+        w = subprocess.Popen([self.hi, "watch", "-p", str(pid), "-o",
+                              path] + list(extra),
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=self.env)
+        self.procs.append(w)
+        return w
 
     def oneshot(self, pid, *extra):
         rc, out, err = run([self.hi, "-p", str(pid), "--json"] +
@@ -298,6 +310,7 @@ class Case:
             settled(t, ready, "after the watch")
             t.exit()
         finally:
+            kill_all(self.procs)
             t.kill()
 
     def strace_messages(self):
@@ -355,6 +368,7 @@ class Case:
             settled(t, ready, "after strace")
             t.exit()
         finally:
+            kill_all(self.procs)
             t.kill()
 
     def two_watches(self):
@@ -383,6 +397,7 @@ class Case:
             settled(t, ready, "after two watches")
             t.exit()
         finally:
+            kill_all(self.procs)
             t.kill()
 
     def two_oneshots(self):
@@ -415,6 +430,7 @@ class Case:
             settled(t, ready, "after 40 runs")
             t.exit()
         finally:
+            kill_all(self.procs)
             t.kill()
 
     def vfork(self):
@@ -475,6 +491,7 @@ class Case:
                     raise Failure("%s: no program was started" % what)
                 t.exit()
             finally:
+                kill_all(self.procs)
                 t.kill()
 
     def nodump(self):
@@ -509,6 +526,7 @@ class Case:
                 settled(t, ready, "control")
                 t.exit()
             finally:
+                kill_all(self.procs)
                 t.kill()
             for argv, how in (([self.spawner, "--nodump"], user),
                               ([self.spawner, "--user",
@@ -676,6 +694,7 @@ class Case:
             if mc.poll() is not None:
                 raise Failure("memcached died: %d" % mc.returncode)
         finally:
+            kill_all(self.procs)
             mc.kill()
             mc.wait()
 
@@ -775,6 +794,7 @@ class Case:
         finally:
             # Its children too: the one that waits for the FIFO would
             # keep our output open.
+            kill_all(self.procs)
             kids = children(svc.pid)
             svc.kill()
             svc.wait()
@@ -856,8 +876,9 @@ def main():
               % args.case)
         return SKIP
     tmp = tempfile.mkdtemp(prefix="hi-tracers-")
+    case = Case(args, tmp)
     try:
-        getattr(Case(args, tmp), args.case)()
+        getattr(case, args.case)()
     except Skip as e:
         print("SKIP %s: %s" % (args.case, e))
         return SKIP
@@ -866,6 +887,7 @@ def main():
         print("FAIL %s: %s" % (args.case, e))
         return 1
     finally:
+        kill_all(case.procs)
         shutil.rmtree(tmp, ignore_errors=True)
     print("PASS %s" % args.case)
     return 0
