@@ -451,17 +451,27 @@ class Case:
                 if os.path.exists(path):
                     os.unlink(path)
                 w = self.watch(t.pid, path, "--interval", "100ms",
-                               "--count", "10", "--stop-timeout", "500")
+                               "--count", "60", "--stop-timeout", "500")
+                # It goes on starting programs while watched: no sample
+                # leaves the thread in vfork() held once its child runs.
+                first, moved = t.report()["spawns"], False
+                while w.poll() is None and not moved:
+                    moved = t.report()["spawns"] >= first + 2
+                    time.sleep(0.1)
                 rc, lines, err = wait_watch(w, path)
                 snaps, errors = split(lines)
-                if rc != 0 or errors or len(snaps) != 10:
+                if not moved:
+                    raise Failure("%s: started no program in the %d "
+                                  "samples of the watch" % (what,
+                                                            len(lines)))
+                if rc != 0 or errors or len(snaps) != 60:
                     raise Failure("%s: watch exit status %d, %d samples, "
                                   "errors %s: %s" % (what, rc, len(snaps),
                                                      errors, err))
                 for n, s in enumerate(snaps):
                     same_figures(s, ready, "%s sample %d" % (what, n + 1))
                 asleep = sum(1 for s in snaps if s["stop"]["in_kernel"])
-                print("%s: watch: 10 samples, %d with a thread held in "
+                print("%s: watch: 60 samples, %d with a thread held in "
                       "vfork()" % (what, asleep))
                 if not asleep and not snap["stop"]["in_kernel"]:
                     raise Failure("%s: no snapshot caught a thread in "
