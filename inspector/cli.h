@@ -20,6 +20,7 @@ enum {
 	EXIT_PARTIAL = 1, /* printed, but some arena could not be read */
 	EXIT_FAILED = 2,  /* nothing could be read */
 	EXIT_EXITED = 3,  /* watch: the target exited */
+	EXIT_FAILING = 4, /* watch: samples kept failing */
 	EXIT_REFUSED = 5, /* --method call, trim: the heap is corrupt where
 			     the call would walk: refused, nothing called */
 	EXIT_USAGE = 64,
@@ -41,6 +42,21 @@ int parse_uint(const char *s, unsigned long max, unsigned long *out);
  */
 int hi_call_error(pid_t pid, int code, const struct hi_call_report *rep,
 		  unsigned timeout_ms);
+
+/*
+ * Say why the process pid could not be held (code -EPERM, -EACCES or
+ * -ETIMEDOUT; why from hi_target_last_why, or NULL): which thread, which
+ * tracer holds it (another heapinspect named as such), or what forbids
+ * ptrace and what to do.  method_call: the stop was for an injected call.
+ */
+void hi_report_stop_error(pid_t pid, int code, const struct hi_stop_why *why,
+			  unsigned stop_timeout_ms, int method_call);
+
+/* The first line of that, without "heapinspect: ", into buf. */
+const char *hi_stop_error_line(pid_t pid, int code,
+			       const struct hi_stop_why *why,
+			       unsigned stop_timeout_ms, char *buf,
+			       size_t size);
 
 /* cli.c */
 

@@ -4,6 +4,7 @@
  * The command line, the messages and the exit codes live here and nowhere
  * else.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -54,8 +57,8 @@ static void usage(FILE *out)
 "                           ($XDG_CACHE_HOME/heapinspect, ~/.cache/...)\n"
 "      --attempts N         stops to try while the allocator is busy in the\n"
 "                           target (default 10)\n"
-"      --stop-timeout MS    how long to wait for every thread to stop\n"
-"                           (default 2000)\n"
+"      --stop-timeout MS    how long to wait for every thread to stop, and\n"
+"                           for another tracer to let go (default 2000)\n"
 "      --method M           read: from the allocator's memory, found by\n"
 "                           libc's debug information (local, then\n"
 "                           debuginfod when DEBUGINFOD_URLS is set), else\n"
@@ -135,72 +138,328 @@ static int read_int_file(const char *path, int *v)
 	return ok ? 0 : -1;
 }
 
-/* Whether heapinspect runs with CAP_SYS_PTRACE (19) in effect. */
-static int has_cap_sys_ptrace(void)
+/* A line of a /proc status file: the numbers after "\nKey:". */
+static int status_ids(const char *buf, const char *key, unsigned long v[4])
 {
-	char line[256];
-	unsigned long long eff = 0;
-	FILE *f = fopen("/proc/self/status", "re");
+	const char *p = strstr(buf, key);
 
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	fclose(f);
-	return (eff >> 19) & 1;
+	return p && sscanf(p + strlen(key), "%lu %lu %lu %lu", &v[0], &v[1],
+			   &v[2], &v[3]) == 4 ? 0 : -1;
 }
 
-/* What to tell the user when ptrace was refused (strace's hints). */
-static void permission_hints(pid_t pid, const struct hi_snapshot_err *err)
+static int read_text(const char *path, char *buf, size_t size)
 {
-	struct hi_procinfo info;
-	char self[4096];
-	ssize_t n;
-	int scope, other = 0;
+	FILE *f = fopen(path, "re");
+	size_t n;
 
-	if (hi_proc_info(pid, &info) == 0 && info.tracer) {
-		struct hi_procinfo tr;
-		int have = hi_proc_info(info.tracer, &tr) == 0;
+	if (!f)
+		return -1;
+	n = fread(buf, 1, size - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return 0;
+}
 
-		fprintf(stderr, "  it is already traced by pid %d%s%s%s: only "
-			"one tracer at a time; detach that one (gdb, strace, "
-			"...) first\n", info.tracer, have ? " (" : "",
-			have ? tr.comm : "", have ? ")" : "");
-		return;
+/*
+ * Who traces a thread, for a message: "pid 777 (strace)", or "another
+ * heapinspect (pid 777)".  TracerPid names the tracer's thread; its process
+ * and name are the ones of its thread group.
+ */
+static const char *tracer_name(pid_t tracer, char *buf, size_t size)
+{
+	char path[64], status[4096], comm[64] = "";
+	struct stat a, b;
+	const char *p;
+	pid_t tgid = tracer;
+	int same = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tracer);
+	if (read_text(path, status, sizeof(status)) == 0 &&
+	    (p = strstr(status, "\nTgid:")) != NULL)
+		tgid = (pid_t)atoi(p + strlen("\nTgid:"));
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)tgid);
+	if (read_text(path, comm, sizeof(comm)) == 0)
+		comm[strcspn(comm, "\n")] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)tgid);
+	if (stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0)
+		same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	else
+		same = strcmp(comm, PROG) == 0;
+	if (same)
+		snprintf(buf, size, "another heapinspect (pid %d)", (int)tgid);
+	else if (comm[0])
+		snprintf(buf, size, "pid %d (%s)", (int)tgid, comm);
+	else
+		snprintf(buf, size, "pid %d", (int)tgid);
+	return buf;
+}
+
+/* A thread of pid that some tracer holds: 0, or its tid and *tracer. */
+static pid_t find_traced(pid_t pid, pid_t *tracer)
+{
+	char path[64], status[4096];
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		const char *p;
+		int tid = atoi(de->d_name);
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status",
+			 (int)pid, tid);
+		if (read_text(path, status, sizeof(status)) == 0 &&
+		    (p = strstr(status, "\nTracerPid:")) != NULL &&
+		    (*tracer = (pid_t)atoi(p + strlen("\nTracerPid:"))) != 0)
+			found = (pid_t)tid;
 	}
-	(void)err;
+	closedir(d);
+	return found;
+}
+
+/* Whether heapinspect has CAP_SYS_PTRACE in effect. */
+static int have_cap_ptrace(void)
+{
+	char status[4096];
+	const char *p;
+
+	if (read_text("/proc/self/status", status, sizeof(status)) != 0 ||
+	    !(p = strstr(status, "\nCapEff:")))
+		return geteuid() == 0;
+	return (strtoull(p + strlen("\nCapEff:"), NULL, 16) >> 19) & 1;
+}
+
+/* Whether heapinspect runs under a seccomp filter (a container's). */
+static int under_seccomp(void)
+{
+	char status[4096];
+	const char *p;
+
+	if (read_text("/proc/self/status", status, sizeof(status)) != 0 ||
+	    !(p = strstr(status, "\nSeccomp:")))
+		return 0;
+	return atoi(p + strlen("\nSeccomp:")) == 2;
+}
+
+/*
+ * Why ptrace was refused when no tracer holds the process, in the order
+ * the kernel checks (__ptrace_may_access, then Yama): credentials, the
+ * dumpable flag, ptrace_scope; and heapinspect's own capability.
+ */
+static void permission_hints(pid_t pid)
+{
+	unsigned long uid[4], gid[4];
+	char path[64], status[4096], self[4096];
+	int scope = 0, cap = have_cap_ptrace(), said = 0;
+	struct stat st;
+	ssize_t n;
+
 	/* The fix names this binary: setcap needs its path. */
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	snprintf(self + (n > 0 ? n : 0), sizeof(self) - (n > 0 ? n : 0), "%s",
-		 n > 0 ? "" : "heapinspect");
-	/*
-	 * CAP_SYS_PTRACE does not open another user's /proc/PID/auxv (mode
-	 * 0400, its owner's), which libdwfl reads: say so rather than
-	 * suggest the capability there.
-	 */
-	if (geteuid() != 0 && hi_proc_info(pid, &info) == 0 &&
-	    info.uid != getuid()) {
-		fprintf(stderr, "  it belongs to another user (uid %u): run "
-			"heapinspect as that user or as root%s\n",
-			(unsigned)info.uid, has_cap_sys_ptrace() ?
-			" (CAP_SYS_PTRACE is not enough: the process's /proc "
-			"files are its owner's)" : "");
-		other = 1;
+		 n > 0 ? "" : PROG);
+	read_int_file("/proc/sys/kernel/yama/ptrace_scope", &scope);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (read_text(path, status, sizeof(status)) == 0 &&
+	    status_ids(status, "\nUid:", uid) == 0 &&
+	    status_ids(status, "\nGid:", gid) == 0) {
+		uid_t me = getuid();
+		gid_t my = getgid();
+
+		if (uid[0] != me && geteuid() != 0) {
+			/*
+			 * CAP_SYS_PTRACE does not open another user's
+			 * /proc/PID/auxv (mode 0400, its owner's), which
+			 * libdwfl reads: say so rather than suggest it.
+			 */
+			fprintf(stderr, "  it belongs to another user (uid "
+				"%lu): run heapinspect as that user or as "
+				"root%s\n", uid[0], cap ? " (CAP_SYS_PTRACE is "
+				"not enough: the process's /proc files are its "
+				"owner's)" : "");
+			said = 1;
+		} else if (!cap && (uid[1] != me || uid[2] != me ||
+				    gid[0] != my || gid[1] != my ||
+				    gid[2] != my)) {
+			fprintf(stderr, "  it runs with other credentials "
+				"than yours (uid %lu/%lu/%lu, gid %lu/%lu/%lu: "
+				"a set-user-ID or set-group-ID program): only "
+				"root or a process with CAP_SYS_PTRACE may "
+				"attach to it\n", uid[0], uid[1], uid[2],
+				gid[0], gid[1], gid[2]);
+			said = 1;
+		} else if (!cap) {
+			/*
+			 * The files of /proc/PID belong to root while the
+			 * process is not dumpable (task_dump_owner in
+			 * fs/proc/base.c).
+			 */
+			if (stat(path, &st) == 0 && st.st_uid != uid[1]) {
+				fprintf(stderr, "  it is not dumpable: it "
+					"called prctl(PR_SET_DUMPABLE, 0), or "
+					"changed its user or group (setuid(), "
+					"a set-user-ID program); only root or "
+					"a process with CAP_SYS_PTRACE may "
+					"attach to it: run heapinspect as "
+					"root, or give it the capability: "
+					"setcap cap_sys_ptrace+ep %s\n", self);
+				said = 1;
+			}
+		}
 	}
-	if (read_int_file("/proc/sys/kernel/yama/ptrace_scope", &scope) == 0 &&
-	    scope > 0)
+	if (scope >= 3) {
+		fprintf(stderr, "  kernel.yama.ptrace_scope is 3: no process "
+			"may attach to another until the next boot\n");
+		return;
+	}
+	if (scope > 0 && !cap) {
 		fprintf(stderr, "  kernel.yama.ptrace_scope is %d: only root "
 			"or a process with CAP_SYS_PTRACE may attach to a "
 			"process that is not its child; run as root, or grant "
 			"it: setcap cap_sys_ptrace+ep %s%s\n", scope, self,
-			scope < 3 ? ", or lower it: sysctl "
-				    "kernel.yama.ptrace_scope=0" : "");
-	else if (geteuid() != 0 && !other)
-		fprintf(stderr, "  heapinspect needs ptrace permission: run as "
-			"root or with CAP_SYS_PTRACE\n");
-	fprintf(stderr, "  in a container, the container itself needs "
-		"CAP_SYS_PTRACE and a seccomp profile that allows ptrace\n");
+			scope == 1 ? ", or lower it: sysctl "
+				     "kernel.yama.ptrace_scope=0" : "");
+		said = 1;
+	}
+	if (geteuid() == 0 && !cap) {
+		fprintf(stderr, "  heapinspect runs as root but without "
+			"CAP_SYS_PTRACE (in a container that drops it?): give "
+			"the container CAP_SYS_PTRACE\n");
+		said = 1;
+	}
+	if (under_seccomp())
+		fprintf(stderr, "  heapinspect runs under a seccomp filter "
+			"(a container's profile?), which may forbid ptrace\n");
+	else if (!said)
+		fprintf(stderr, "  a security module (SELinux, AppArmor) may "
+			"forbid it: see the kernel log\n");
+}
+
+/* A system call by name: "vfork", else "system call N". */
+static const char *syscall_str(long nr, char *buf, size_t size)
+{
+	const struct hi_arch_ops *arch = hi_arch_host();
+	const char *name = arch && arch->syscall_name && nr >= 0
+				   ? arch->syscall_name((uint64_t)nr) : NULL;
+
+#ifdef SYS_vfork
+	if (!name && nr == SYS_vfork)
+		name = "vfork";
+#endif
+#ifdef SYS_clone
+	if (!name && nr == SYS_clone)
+		name = "clone";
+#endif
+#ifdef SYS_clone3
+	if (!name && nr == SYS_clone3)
+		name = "clone3";
+#endif
+	if (name)
+		snprintf(buf, size, "%s()", name);
+	else
+		snprintf(buf, size, "system call %ld", nr);
+	return buf;
+}
+
+/* Whether system call name (as syscall_str says it) starts a process. */
+static int starts_process(const char *sc)
+{
+	return !strcmp(sc, "vfork()") || !strcmp(sc, "clone()") ||
+	       !strcmp(sc, "clone3()");
+}
+
+const char *hi_stop_error_line(pid_t pid, int code,
+			       const struct hi_stop_why *w,
+			       unsigned stop_timeout_ms, char *buf,
+			       size_t size)
+{
+	char who[160], thread[64], sc[64], what[256] = "";
+	pid_t tid = 0, tracer = 0;
+
+	if (w && w->code == code) {
+		tid = w->tid;
+		tracer = w->tracer;
+	}
+	snprintf(thread, sizeof(thread), "thread %d", (int)tid);
+	if (code == -ETIMEDOUT) {
+		if (!tid)
+			what[0] = '\0';
+		else if (w->child)
+			snprintf(what, sizeof(what), ": it is in %s and its "
+				 "child %d, which runs in its memory until it "
+				 "executes a program, cannot be held (%s)",
+				 syscall_str(w->syscall, sc, sizeof(sc)),
+				 (int)w->child,
+				 lower(strerror(w->child_err)));
+		else if (w->state == 'R')
+			snprintf(what, sizeof(what), ": it is running (state "
+				 "R), busy in the kernel or waiting for a "
+				 "processor");
+		else if (w->state == 'D' && w->syscall >= 0 &&
+			 starts_process(syscall_str(w->syscall, sc,
+						    sizeof(sc))))
+			snprintf(what, sizeof(what), ": it is in "
+				 "uninterruptible sleep (state D) in %s, "
+				 "waiting for its child to execute a program",
+				 sc);
+		else if (w->state == 'D' && w->syscall >= 0)
+			snprintf(what, sizeof(what), ": it is in "
+				 "uninterruptible sleep (state D) in %s", sc);
+		else if (w->state == 'D')
+			snprintf(what, sizeof(what), ": it is in "
+				 "uninterruptible sleep (state D)");
+		else if (w->state)
+			snprintf(what, sizeof(what), " (state %c)", w->state);
+		snprintf(buf, size, "pid %d: %s did not stop within %u ms%s",
+			 (int)pid, tid ? thread : "a thread", stop_timeout_ms,
+			 what);
+		return buf;
+	}
+	if (!tracer)
+		tid = find_traced(pid, &tracer);
+	if (!tracer) {
+		snprintf(buf, size, "cannot attach to pid %d: %s", (int)pid,
+			 lower(strerror(-code)));
+		return buf;
+	}
+	tracer_name(tracer, who, sizeof(who));
+	snprintf(buf, size, "cannot attach to pid %d: %s is %s %s", (int)pid,
+		 tid && tid != pid ? thread : "it",
+		 strncmp(who, "another", 7) == 0 ? "held by"
+						  : "already traced by",
+		 who);
+	return buf;
+}
+
+void hi_report_stop_error(pid_t pid, int code, const struct hi_stop_why *w,
+			  unsigned stop_timeout_ms, int method_call)
+{
+	char line[1024];
+	pid_t tracer = 0;
+
+	errmsg("%s", hi_stop_error_line(pid, code, w, stop_timeout_ms, line,
+					sizeof(line)));
+	if (code == -ETIMEDOUT) {
+		if (method_call && w && w->code == code && w->tid &&
+		    w->state != 'R' && !w->child)
+			fprintf(stderr, "  a call needs every thread stopped; "
+				"--method read does not: it counts a thread "
+				"asleep in the kernel as held\n");
+		fprintf(stderr, "  nothing was read; the process runs on\n");
+		return;
+	}
+	if ((w && w->code == code && w->tracer) || find_traced(pid, &tracer))
+		fprintf(stderr, "  only one tracer can hold a thread; "
+			"heapinspect waited %u ms (--stop-timeout) for it to "
+			"let go: run it again once it has\n", stop_timeout_ms);
+	else
+		permission_hints(pid);
 }
 
 /* Why the methods before the last one failed. */
@@ -283,9 +542,10 @@ int report_error(const struct hi_snapshot_opts *o,
 		break;
 	case -EPERM:
 	case -EACCES:
-		errmsg("cannot attach to pid %d: %s", pid,
-		       lower(strerror(-err->code)));
-		permission_hints(o->pid, err);
+	case -ETIMEDOUT:
+		hi_report_stop_error(o->pid, err->code, &err->stop,
+				     o->stop_timeout_ms,
+				     o->method == HI_METHOD_CALL);
 		break;
 	case -HI_E_ZOMBIE:
 		errmsg("pid %d (%s) is a zombie: it has exited and its parent "
@@ -383,11 +643,6 @@ int report_error(const struct hi_snapshot_opts *o,
 	case -HI_E_EXECED:
 		errmsg("pid %d executed a new program while it was being read; "
 		       "nothing was read: run heapinspect again", pid);
-		break;
-	case -ETIMEDOUT:
-		errmsg("pid %d: a thread did not stop within %u ms (in "
-		       "uninterruptible sleep?); nothing was read", pid,
-		       o->stop_timeout_ms);
 		break;
 	case -HI_E_UNSAFE:
 	case -HI_E_NOHOST:

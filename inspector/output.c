@@ -301,8 +301,11 @@ json_t *hi_snapshot_json(const struct hi_snapshot *s)
 	json_object_set_new(o, "process", proc);
 
 	json_object_set_new(o, "pause_us", jint(s->pause_us));
-	pause = json_pack("{s:I,s:I}", "attempts", (json_int_t)s->attempts,
-			  "total_us", (json_int_t)s->pause_total_us);
+	pause = json_pack("{s:I,s:I,s:I,s:I}", "attempts",
+			  (json_int_t)s->attempts, "total_us",
+			  (json_int_t)s->pause_total_us, "in_kernel",
+			  (json_int_t)s->threads_in_kernel, "vfork_children",
+			  (json_int_t)s->sharers_held);
 	json_object_set_new(o, "stop", pause);
 	return o;
 }

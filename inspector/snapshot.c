@@ -202,7 +202,10 @@ static int in_ranges(hi_addr_t pc, hi_addr_t (*r)[2], int n)
  * A process that has never had a second thread runs malloc without taking
  * any lock (SINGLE_THREAD_P in __libc_malloc and _int_free, glibc 2.26 and
  * later), so its lock word says nothing: a lone thread stopped inside
- * malloc.c's code may be in the middle of relinking a list.
+ * malloc.c's code may be in the middle of relinking a list.  So may the
+ * child of its vfork(), which runs in its memory with its thread pointer.
+ * A thread held asleep in the kernel (target.c) has the PC it entered the
+ * kernel with; one whose PC is not known is taken to be inside.
  */
 static int lone_thread_in_malloc(struct hi_target *t,
 				 const struct hi_arch_ops *arch,
@@ -213,9 +216,16 @@ static int lone_thread_in_malloc(struct hi_target *t,
 	if (!arch || ncode <= 0 || hi_target_nthreads(t) != 1)
 		return 0;
 	for (size_t i = 0; i < t->nthreads; i++) {
-		if (t->threads[i].gone)
+		const struct hi_thread *th = &t->threads[i];
+
+		if (th->gone || !th->seized)
 			continue;
-		if (arch->get_pc(t->threads[i].tid, &pc) == 0 &&
+		if (!th->stopped) {
+			if (!th->pc_valid || in_ranges(th->pc, code, ncode))
+				return 1;
+			continue;
+		}
+		if (arch->get_pc(th->tid, &pc) == 0 &&
 		    in_ranges(pc, code, ncode))
 			return 1;
 	}
@@ -395,8 +405,8 @@ void hi_snapshot_opts_default(struct hi_snapshot_opts *o, pid_t pid,
 	}
 }
 
-int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
-		     struct hi_snapshot_err *err)
+static int snapshot_take(const struct hi_snapshot_opts *o,
+			 struct hi_snapshot *s, struct hi_snapshot_err *err)
 {
 	const struct hi_allocator_ops *ops = NULL;
 	const struct hi_arch_ops *arch = hi_arch_host();
@@ -575,6 +585,8 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 	preverify(o->pid, &ctx, ops);
 	warm_own_heap(o->pid);
 	hi_target_init(&t, o->pid);
+	/* A read needs no registers: a thread asleep in the kernel is held. */
+	t.kernel_held_ok = 1;
 	reader = hi_target_reader(&t);
 	ctx.reader = &reader;
 	ctx.maps = &maps;
@@ -648,6 +660,16 @@ int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
 		memset(&s->heap.mi, 0, sizeof(s->heap.mi));
 	}
 	s->threads_stopped = hi_target_nthreads(&t);
+	for (size_t i = 0; i < t.nthreads; i++) {
+		const struct hi_thread *th = &t.threads[i];
+
+		if (th->gone || !th->seized)
+			continue;
+		if (th->sharer)
+			s->sharers_held++;
+		else if (!th->stopped)
+			s->threads_in_kernel++;
+	}
 out_resume:
 	{
 		int r = hi_target_resume(&t);
@@ -684,6 +706,40 @@ out_sym:
 			set_err(err, ret, ctx.why);
 	}
 	hi_sym_close(ctx.sym);
+	return ret;
+}
+
+struct take {
+	const struct hi_snapshot_opts *o;
+	struct hi_snapshot *s;
+	struct hi_snapshot_err *err;
+};
+
+static int take_in_session(void *arg)
+{
+	struct take *a = arg;
+
+	return snapshot_take(a->o, a->s, a->err);
+}
+
+int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,
+		     struct hi_snapshot_err *err)
+{
+	struct take a = { o, s, err };
+	int ret, r;
+
+	memset(s, 0, sizeof(*s));
+	memset(err, 0, sizeof(*err));
+	r = hi_target_session(take_in_session, &a, &ret);
+	if (r) {
+		set_err(err, r, NULL);
+		return r;
+	}
+	hi_target_last_why(&err->stop);
+	if (ret && err->stop.code == ret)
+		err->tracer = err->stop.tracer;
+	else
+		memset(&err->stop, 0, sizeof(err->stop));
 	return ret;
 }
 

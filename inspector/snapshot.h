@@ -74,6 +74,8 @@ struct hi_snapshot {
 	uint64_t pause_total_us;    /* all stops together */
 	unsigned attempts;
 	size_t threads_stopped;
+	size_t threads_in_kernel;   /* of those, held asleep in the kernel */
+	size_t sharers_held;        /* children of vfork() held too */
 	uint64_t reads;             /* read system calls during the stops */
 };
 
@@ -83,6 +85,8 @@ struct hi_snapshot_err {
 	char detail[4096]; /* build-id, module path, member, address ... */
 	pid_t tracer;      /* TracerPid when attaching was refused */
 	char state;        /* /proc state of the target */
+	struct hi_stop_why stop; /* -EPERM, -ETIMEDOUT: the thread that could
+				    not be held, and why */
 };
 
 /*
@@ -100,7 +104,8 @@ int hi_exe_check(pid_t pid, char *detail, size_t size);
 /*
  * Take a snapshot.  Return 0 (s->heap.complete says whether every arena was
  * read), or a negative code with err filled.  The target is always running
- * again, exactly as before, when this returns.  With --method call,
+ * again, exactly as before, when this returns: it is taken in a session of
+ * its own (hi_target_session), which nothing outlives.  With --method call,
  * -HI_E_UNSOUND: the call was refused and s holds the read's snapshot.
  */
 int hi_snapshot_take(const struct hi_snapshot_opts *o, struct hi_snapshot *s,

@@ -267,6 +267,25 @@ out_sym:
 	return ret;
 }
 
+struct trim_args {
+	pid_t pid;
+	const char *debuginfo_path;
+	uint64_t pad;
+	unsigned timeout_ms, stop_timeout_ms;
+	struct trim_result *res;
+	char *detail;
+	size_t dsize;
+};
+
+/* do_trim in a session of its own, which nothing it stops outlives. */
+static int trim_in_session(void *arg)
+{
+	struct trim_args *a = arg;
+
+	return do_trim(a->pid, a->debuginfo_path, a->pad, a->timeout_ms,
+		       a->stop_timeout_ms, a->res, a->detail, a->dsize);
+}
+
 static uint64_t drop(uint64_t before, uint64_t after)
 {
 	return before > after ? before - after : 0;
@@ -440,9 +459,15 @@ int hi_trim_main(int argc, char **argv)
 		       kind_detail);
 		return EXIT_FAILED;
 	}
-	if (ret == 0)
-		ret = do_trim(pid, debuginfo_path, pad, timeout_ms,
-			      stop_timeout_ms, &res, detail, sizeof(detail));
+	if (ret == 0) {
+		struct trim_args a = { pid, debuginfo_path, pad, timeout_ms,
+				       stop_timeout_ms, &res, detail,
+				       sizeof(detail) };
+		int r = hi_target_session(trim_in_session, &a, &ret);
+
+		if (r)
+			ret = r;
+	}
 	if (ret == -HI_E_UNSOUND) {
 		if (res.bad.addr)
 			errmsg("pid %d: arena 0x%" PRIx64 " is corrupt at 0x%"
@@ -472,10 +497,13 @@ int hi_trim_main(int argc, char **argv)
 			errmsg("pid %d (%s) %s", (int)pid,
 			       hi_safe_str(info.comm, comm, sizeof(comm)),
 			       kind_detail);
-		else if (ret == -EPERM || ret == -EACCES)
-			errmsg("cannot attach to pid %d: %s (run as root or "
-			       "with CAP_SYS_PTRACE; see heapinspect --help)",
-			       (int)pid, hi_strerror(ret));
+		else if (ret == -EPERM || ret == -EACCES || ret == -ETIMEDOUT) {
+			struct hi_stop_why why;
+
+			hi_target_last_why(&why);
+			hi_report_stop_error(pid, ret, &why, stop_timeout_ms,
+					     0);
+		}
 		else
 			errmsg("pid %d: %s%s%s", (int)pid, hi_strerror(ret),
 			       detail[0] ? ": " : "", detail);

@@ -148,6 +148,9 @@ int hi_cmd_snapshot(int argc, char **argv)
 
 /* ---------------------------------------------------------------- */
 
+/* Failed samples in a row after which a watch gives up (EXIT_FAILING). */
+#define HI_WATCH_MAX_FAILED 10
+
 static void watch_usage(FILE *out)
 {
 	fprintf(out,
@@ -198,12 +201,19 @@ static void watch_usage(FILE *out)
 "of the process's own mallinfo2() (see heapinspect --help, --method auto),\n"
 "recorded as allocator.method \"call\" with its method_reason.\n"
 "\n"
+"A sample that fails (another tracer holds the process, a thread does not\n"
+"stop, ...) is recorded in FILE as an error line and counts toward --count;\n"
+"the watch goes on, and gives up after %d failed samples in a row.\n"
+"\n"
 "exit status: 0 stopped at --count or --duration or by SIGINT, SIGTERM or\n"
-"SIGHUP; 2 no sample could be taken at all, no process to watch, FILE\n"
-"could not be written (a new FILE is then removed) or holds another\n"
-"process's snapshots (or another service's); 3 the process given with -p\n"
-"exited, or its pid became another process's (after at least one sample;\n"
-"recorded in FILE); 64 wrong usage.\n");
+"SIGHUP; 2 the first sample failed for a reason that does not pass (no\n"
+"such process, no permission, not glibc's malloc, ...), no process to\n"
+"watch, FILE could not be written (a new FILE is then removed) or holds\n"
+"another process's snapshots (or another service's); 3 the process given\n"
+"with -p exited, or its pid became another process's (after at least one\n"
+"sample; recorded in FILE); 4 it gave up: %d samples in a row failed\n"
+"(recorded in FILE); 64 wrong usage.\n",
+		HI_WATCH_MAX_FAILED, HI_WATCH_MAX_FAILED);
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -228,7 +238,8 @@ struct watch {
 	int created;            /* the file did not exist before */
 	int status;             /* stderr is a terminal */
 	int status_shown;       /* a status line is on the screen */
-	unsigned long samples;
+	unsigned long samples;    /* taken, failed ones included */
+	unsigned long failed_run; /* failed in a row */
 	int have_first;
 	uint64_t first_live, first_free, first_rss;
 	pid_t pid;
@@ -692,6 +703,37 @@ static int on_gone(struct watch *w, struct hi_follow *f,
 	return 0;
 }
 
+/*
+ * Whether a failed sample may succeed later: another tracer held the
+ * process, a thread did not stop in time, the process executed a program.
+ */
+static int passing(const struct hi_snapshot_err *err)
+{
+	switch (err->code) {
+	case -EPERM:
+		return err->stop.code == err->code && err->stop.tracer != 0;
+	case -ETIMEDOUT:
+	case -EAGAIN:
+	case -HI_E_EXECED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The event line's message for a failed sample. */
+static const char *failure_text(const struct hi_snapshot_opts *o,
+				const struct hi_snapshot_err *err, char *buf,
+				size_t size)
+{
+	if (err->code == -EPERM || err->code == -EACCES ||
+	    err->code == -ETIMEDOUT)
+		return hi_stop_error_line(o->pid, err->code, &err->stop,
+					  o->stop_timeout_ms, buf, size);
+	snprintf(buf, size, "%s", hi_strerror(err->code));
+	return buf;
+}
+
 int hi_cmd_watch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -862,7 +904,9 @@ int hi_cmd_watch(int argc, char **argv)
 
 		ret = hi_snapshot_take(&o, &s, &err);
 		if (ret) {
-			if (w.samples == 0 && w.comm[0] == '\0') {
+			char text[1024];
+
+			if (w.samples == 0 && !passing(&err)) {
 				/* Nothing was read at all: say why, as -p. */
 				status_clear(&w);
 				rc = report_error(&o, &err, &s);
@@ -877,7 +921,16 @@ int hi_cmd_watch(int argc, char **argv)
 			status_clear(&w);
 			report_error(&o, &err, &s);
 			ret = write_event(&w, "error", &w.me.id,
-					  hi_strerror(ret));
+					  failure_text(&o, &err, text,
+						       sizeof(text)));
+			/* A failed sample is a sample: --count ends it. */
+			w.samples++;
+			if (!ret && ++w.failed_run >= HI_WATCH_MAX_FAILED) {
+				errmsg("%lu samples in a row failed: giving up",
+				       w.failed_run);
+				rc = EXIT_FAILING;
+				break;
+			}
 		} else if (!same_target(&w, &s)) {
 			char safe[1024];
 
@@ -904,6 +957,7 @@ int hi_cmd_watch(int argc, char **argv)
 			ret = write_sample(&w, &s);
 			if (!ret) {
 				w.samples++;
+				w.failed_run = 0;
 				if (!w.have_first && s.heap.complete) {
 					w.have_first = 1;
 					w.first_live = s.heap.mi.uordblks +

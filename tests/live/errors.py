@@ -218,9 +218,8 @@ def main():
                     raise Failure("the helper tracer could not seize")
                 rc, _, err = run([hi, "-p", str(t.pid)], env)
                 expect(rc, err, EXIT_FAILED,
-                       [r"cannot attach to pid %d: operation not permitted"
-                        % t.pid,
-                        r"already traced by pid %d" % tracer.pid])
+                       [r"cannot attach to pid %d: it is already traced "
+                        r"by pid %d \(python[0-9.]*\)" % (t.pid, tracer.pid)])
                 untouched(t, tracer=tracer.pid)
             finally:
                 tracer.kill()
