@@ -195,3 +195,19 @@ def tracer_pid(pid):
             if line.startswith("TracerPid:"):
                 return int(line.split()[1])
     raise Failure("no TracerPid in /proc/%d/status" % pid)
+
+
+def tracer_process(pid):
+    """The process (thread group) that traces pid, or 0: heapinspect
+    stops a process from a thread of its own, which TracerPid names."""
+    tracer = tracer_pid(pid)
+    if not tracer:
+        return 0
+    try:
+        with open("/proc/%d/status" % tracer) as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return tracer

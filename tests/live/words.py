@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from hi_live import Failure, Target, tracer_pid
+from hi_live import Failure, Target, tracer_pid, tracer_process
 
 
 def main():
@@ -44,7 +44,7 @@ def main():
                                  stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
-            while p.poll() is None and tracer_pid(target.pid) != p.pid:
+            while p.poll() is None and tracer_process(target.pid) != p.pid:
                 time.sleep(0.001)
             if p.poll() is not None:
                 p.stderr.close()
