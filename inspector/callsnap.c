@@ -88,6 +88,12 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &s->when);
 	s->attempts = s->call.attempts;
+	/*
+	 * Read only addresses that were proven in this stop: those of a
+	 * layout cache entry or of the built-in tables that failed their
+	 * checks (c.located cleared) are not glibc's, or not known to be.
+	 */
+	located = c.located;
 	if (located) {
 		ret = ops->read(ctx, 1, &s->heap);
 		if (ret)

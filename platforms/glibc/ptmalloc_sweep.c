@@ -111,7 +111,24 @@ struct sweep {
 	uint64_t fast_want; /* bit i: fastbin i is not empty */
 	hi_addr_t lo, hi;   /* the arena's chunks lie in [lo, hi) */
 	int shared;         /* other threads read too: read_direct only */
+	/*
+	 * The pages of the regions that are not writable (a program made
+	 * part of a block read-only), sorted; a free chunk among them was
+	 * never written by malloc.  Mostly none.
+	 */
+	const hi_addr_t (*ro)[2];
+	size_t nro;
 };
+
+/* Whether [p, p + len) meets a page of sw->ro. */
+static int in_ro(const struct sweep *sw, hi_addr_t p, uint64_t len)
+{
+	for (size_t i = 0; i < sw->nro; i++) {
+		if (p < sw->ro[i][1] && p + len > sw->ro[i][0])
+			return 1;
+	}
+	return 0;
+}
 
 static int sweep_read(const struct sweep *sw, hi_addr_t addr, void *buf,
 		      size_t len)
@@ -253,6 +270,8 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 		nsz = word(h);
 		if (!(nsz & 1)) {
 			/* PREV_INUSE clear: p is in a bin. */
+			if (sw->nro && in_ro(sw, p, sz))
+				return -ENOTSUP;
 			pt->bin_chunks++;
 			pt->bin_bytes += sz;
 		} else if (sz <= sw->fast_max &&
@@ -930,8 +949,9 @@ static int heap_regions(const struct ptm_layout *l, const struct hi_reader *r,
 		ar = ptm_get(hb, &l->h_ar_ptr);
 		prev = ptm_get(hb, &l->h_prev);
 		size = ptm_get(hb, &l->h_size);
+		/* Its pages may differ, not its header (hi_maps_range). */
 		if (ar != a->addr || size > HEAP_MAX_64 ||
-		    !hi_maps_rw_range(maps, h, size))
+		    !hi_maps_range(maps, h, size, HI_PROT_R))
 			goto fail;
 		nv = realloc(v, (n + 1) * sizeof(*v));
 		if (!nv)
@@ -969,6 +989,43 @@ fail:
 	return -ENOTSUP;
 }
 
+/*
+ * The mappings inside the regions that are not writable, into *out
+ * (malloc'd, count *n).  0 or -ENOMEM.
+ */
+static int ro_pages(const struct hi_maps *maps, const struct region *rg,
+		    size_t nrg, hi_addr_t (**out)[2], size_t *n)
+{
+	hi_addr_t (*v)[2] = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < nrg; i++) {
+		const struct hi_map *m = hi_maps_find(maps, rg[i].start);
+
+		for (; m && m < maps->v + maps->n && m->start < rg[i].limit;
+		     m++) {
+			if (m->prot & HI_PROT_W)
+				continue;
+			if (*n == cap) {
+				hi_addr_t (*nv)[2];
+
+				cap = cap ? 2 * cap : 4;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					free(v);
+					return -ENOMEM;
+				}
+				v = nv;
+			}
+			v[*n][0] = m->start;
+			v[(*n)++][1] = m->end;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
 int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	      const struct hi_reader *r, const struct hi_maps *maps,
 	      const unsigned char *st, hi_addr_t top, int if_cheaper,
@@ -978,7 +1035,7 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	struct small_index ix = { 0 };
 	struct part sum = { 0 };
 	struct region *rg = NULL;
-	hi_addr_t *cand = NULL;
+	hi_addr_t *cand = NULL, (*ro)[2] = NULL;
 	size_t nrg = 0, ncand = 0;
 	uint64_t piece_min = PIECE_MIN;
 	unsigned nworkers;
@@ -1044,13 +1101,22 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			return ret;
 	}
 	for (size_t i = 0; i < nrg; i++) {
+		/*
+		 * Readable: a program may make part of a block read-only;
+		 * a free chunk must be writable, which the link check of
+		 * every free chunk proves (malloc wrote its links).
+		 */
 		if (rg[i].limit < rg[i].start ||
-		    !hi_maps_rw_range(maps, rg[i].start,
-				      rg[i].limit - rg[i].start)) {
+		    !hi_maps_range(maps, rg[i].start,
+				   rg[i].limit - rg[i].start, HI_PROT_R)) {
 			ret = -ENOTSUP;
 			goto out;
 		}
 	}
+	ret = ro_pages(maps, rg, nrg, &ro, &sw.nro);
+	if (ret)
+		goto out;
+	sw.ro = (const hi_addr_t (*)[2])ro;
 	sw.lo = rg[0].start;
 	for (size_t i = 0; i < nrg; i++) {
 		sw.lo = rg[i].start < sw.lo ? rg[i].start : sw.lo;
@@ -1098,6 +1164,7 @@ out:
 	}
 	free(sum.v);
 	free(cand);
+	free(ro);
 	free(rg);
 	return ret;
 }

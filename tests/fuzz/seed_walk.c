@@ -143,10 +143,11 @@ static int write_one(const char *dir)
 	struct arena m, s;
 	struct hi_image im;
 	struct hi_map maps[4] = {
-		{ HEAP, HEAP + HEAP_LEN, HI_PROT_R | HI_PROT_W, 1 },
-		{ HEAP2, HEAP2 + HEAP2_LEN, HI_PROT_R | HI_PROT_W, 0 },
-		{ TEXT, TEXT + 0x1000, HI_PROT_R | HI_PROT_X, 0 },
-		{ DATA, DATA + DATA_LEN, HI_PROT_R | HI_PROT_W, 0 },
+		{ HEAP, HEAP + HEAP_LEN, HI_PROT_R | HI_PROT_W, 1, 0 },
+		{ HEAP2, HEAP2 + HEAP2_LEN, HI_PROT_R | HI_PROT_W, 0,
+		  HI_BACKING_ANON },
+		{ TEXT, TEXT + 0x1000, HI_PROT_R | HI_PROT_X, 0, 0 },
+		{ DATA, DATA + DATA_LEN, HI_PROT_R | HI_PROT_W, 0, 0 },
 	};
 	struct hi_image_seg segs[3] = {
 		{ HEAP, HEAP_LEN, heap },

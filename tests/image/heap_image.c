@@ -9,7 +9,8 @@
  *	        mchunk_size fd bk; ptr_size, safe_linking
  *	where:  main_arena, mp_
  *	figures: have, low32, the ten mallinfo2 figures
- *	maps:   count, then (start, end, prot, is_heap) each
+ *	maps:   count, then (start, end, prot, kind) each, kind being
+ *	        is_heap | backing << 1 (older images: is_heap alone)
  *	segs:   count, then (addr, len, the bytes padded to 8) each
  */
 #include <errno.h>
@@ -62,7 +63,7 @@ static void field(struct cur *c, struct ptm_field *f)
 int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 {
 	struct cur c = { .p = buf, .left = len };
-	uint64_t n, total = 0;
+	uint64_t n, n2, total = 0;
 	int ret = -EINVAL;
 
 	memset(im, 0, sizeof(*im));
@@ -101,7 +102,9 @@ int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 		m->start = word(&c);
 		m->end = word(&c);
 		m->prot = (unsigned)word(&c) & 7;
-		m->is_heap = word(&c) != 0;
+		n2 = word(&c);
+		m->is_heap = (int)(n2 & 1);
+		m->backing = (uint32_t)(n2 >> 1);
 		/* hi_maps_find needs them sorted and apart. */
 		if (m->end <= m->start ||
 		    (i && m->start < im->maps.v[i - 1].end))
@@ -219,7 +222,8 @@ int hi_image_write(FILE *f, const struct hi_image *im)
 		const struct hi_map *m = &im->maps.v[i];
 
 		bad |= put(f, m->start) | put(f, m->end) | put(f, m->prot) |
-		       put(f, m->is_heap);
+		       put(f, (uint64_t)(m->is_heap != 0) |
+				      (uint64_t)m->backing << 1);
 	}
 	bad |= put(f, im->nsegs);
 	for (size_t i = 0; i < im->nsegs; i++) {

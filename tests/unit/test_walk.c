@@ -83,7 +83,10 @@ static int direct_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 static struct hi_map the_map = {
 	.start = BASE, .end = BASE + MEMSZ, .prot = HI_PROT_R | HI_PROT_W,
 };
-static const struct hi_maps maps = { .v = &the_map, .n = 1 };
+static const struct hi_maps one_map = { .v = &the_map, .n = 1 };
+/* What the walks see: one mapping, or the pieces of test_split_maps. */
+static const struct hi_maps *walk_maps = &one_map;
+#define maps (*walk_maps)
 static const struct hi_reader reader = {
 	.read = buf_read,
 	.read_direct = direct_read,
@@ -561,6 +564,86 @@ static void test_sweep_pieces(int safe_linking)
 	}
 }
 
+/*
+ * The same heap shown by the kernel in several mappings (a forked child's
+ * inherited and grown pages, madvise, mlock, mprotect): a free chunk and
+ * top that span pieces are one heap, exact in every mode.  A piece of
+ * another object in the middle (a file), or a read-only page in a free
+ * chunk, is not: corrupt, or a sweep that gives up.
+ */
+static void test_split_maps(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	const enum ptm_mode modes[] = { PTM_AUTO, PTM_LISTS, PTM_SWEEP };
+	struct hi_map v[5];
+	struct hi_maps split = { .v = v, .n = 5 };
+	struct hi_heap h;
+	struct expect e;
+	hi_addr_t top, cut[4];
+	int ret;
+
+	build(&l, &e);
+	memcpy(&top, mem + (ARENA + l.top.off - BASE), 8);
+	/* Inside the unsorted bin's 4000-byte chunk, and twice in top. */
+	cut[0] = BASE;
+	cut[1] = HEAP + 0x1000;
+	cut[2] = (top + 0x1fff) & ~0xfffull;
+	cut[3] = cut[2] + 0x1000;
+	CHECK(cut[1] > HEAP + 32 * 5 + 80 * 3 && cut[1] < HEAP + 400 + 4000 &&
+	      cut[3] < top + e.top, "the cuts are not where they should be");
+	for (int i = 0; i < 5; i++) {
+		v[i] = the_map;
+		v[i].backing = HI_BACKING_ANON;
+	}
+	v[0].start = cut[0];
+	v[0].end = cut[1];
+	v[1].start = cut[1];
+	v[1].end = cut[2];
+	v[2].start = cut[2];
+	v[2].end = cut[3];
+	v[3].start = cut[3];
+	v[3].end = cut[3] + 0x1000;
+	v[4].start = cut[3] + 0x1000;
+	v[4].end = BASE + MEMSZ;
+	walk_maps = &split;
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		walk_mode = modes[m];
+		ret = walk(&l, &h);
+		CHECK(ret == 0 && h.complete &&
+		      h.arenas[0].bin_chunks == e.bin_chunks &&
+		      h.arenas[0].bin_bytes == e.bin_bytes &&
+		      h.arenas[0].fast_chunks == e.fast_chunks &&
+		      h.arenas[0].top_size == e.top,
+		      "split heap, mode %d: ret %d, %s", modes[m], ret,
+		      ret == 0 && h.narenas ? h.arenas[0].why : "");
+		if (ret == 0)
+			hi_heap_free(&h);
+	}
+	/* The middle of the unsorted chunk is a file's: not one heap. */
+	v[1].backing = 0;
+	v[1].end = cut[1] + 0x1000;
+	v[2].start = cut[1] + 0x1000;
+	v[2].end = cut[3];
+	walk_mode = PTM_LISTS;
+	ret = walk(&l, &h);
+	CHECK(ret == 0 && !h.complete &&
+	      h.arenas[0].status == -HI_E_CORRUPT,
+	      "a file's page in a free chunk: ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+	/* A read-only page in the free chunk: the sweep gives up. */
+	v[1].backing = HI_BACKING_ANON;
+	v[1].prot = HI_PROT_R;
+	walk_mode = PTM_SWEEP;
+	ret = walk(&l, &h);
+	CHECK(ret == -ENOTSUP, "a read-only page in a free chunk, sweep: "
+	      "ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+	walk_mode = PTM_AUTO;
+	walk_maps = &one_map;
+}
+
 int main(void)
 {
 	for (int sl = 0; sl <= 1; sl++) {
@@ -569,6 +652,7 @@ int main(void)
 		test_good(sl, PTM_SWEEP);
 		test_sweep_corrupt(sl);
 		test_sweep_pieces(sl);
+		test_split_maps(sl);
 		expect_corrupt("fastbin cycle", fast_cycle, sl);
 		expect_corrupt("fastbin unmapped", fast_unmapped, sl);
 		expect_corrupt("fastbin misaligned", fast_misaligned, sl);
