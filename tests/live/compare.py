@@ -5,6 +5,7 @@ mallinfo2() figures.
     compare.py --heapinspect BIN --target BIN --scenario S
                [--debuginfo-path DIR] [--snapshots N] [--extra-arg ARG ...]
                [--located-by dwarf|debuginfod|builtin]
+               [--ready-pid] [--expect-split] [--cache-run]
 
 Starts `hi_target S`, waits for its ready line, runs
 `heapinspect -p PID --json [...]` N times (default 1) and checks each
@@ -15,7 +16,13 @@ figures.  Then the target must report the same figures again, answer
 (api=none) the target has no figures to compare: only the snapshot's own
 consistency is checked.
 
-Exit status 0 on pass, 1 on any mismatch or failure.
+--ready-pid reads the process the ready line names (a forked child);
+--expect-split first requires the target's heaps to be in several
+mappings; --cache-run makes the first snapshot fill the layout cache and
+every other run without debug information, from the cache.
+
+Exit status 0 on pass, 1 on any mismatch or failure, 77 when the test
+cannot run here (said why).
 """
 
 import argparse
@@ -263,29 +270,60 @@ def check_snapshot(snap, ready, pid, located_by=None):
     return problems
 
 
+class Skip(Exception):
+    """The test cannot run here; the message says why (exit 77)."""
+
+
+def split_or_skip(ready):
+    """The target's heaps must be in several mappings, as its scenario
+    means them to be (hi_target's heap_maps= and arena_maps=), or the test
+    would prove nothing."""
+    pieces = [(k, ready[k]) for k in ("heap_maps", "arena_maps")
+              if k in ready]
+    print("  heap in mappings: %s"
+          % ", ".join("%s=%d" % kv for kv in pieces))
+    if pieces and all(n >= 2 for _, n in pieces):
+        return
+    if ready.get("thp_madvise") == 0:
+        raise Skip("glibc.malloc.hugetlb=1 advises nothing here (glibc "
+                   "older than 2.35, or the kernel's THP mode is not "
+                   "madvise): the heap is in one mapping")
+    raise Failure("the target's heap is not split: %s" % (pieces or
+                                                          "no count"))
+
+
 def run(args):
     target = Target(args.target, args.scenario, args.target_nice)
     try:
         ready = target.wait_ready(120)
         pid = target.pid
-        if ready["pid"] != pid:
+        if args.ready_pid:
+            pid = ready["pid"]
+        elif ready["pid"] != pid:
             raise Failure("target: ready line says pid %d, started %d"
                           % (ready["pid"], pid))
         print("target %s: pid %d api %s threads %d"
               % (args.scenario, pid, ready["api"], ready["threads"]))
+        if args.expect_split:
+            split_or_skip(ready)
         argv = heapinspect_argv(args.heapinspect, pid, args.debuginfo_path,
                                 args.extra_arg)
         cache = tempfile.TemporaryDirectory(prefix="hi-cache-")
         env = heapinspect_env(cache.name)
         failed = []
         consistent = timeouts = 0
+        # --cache-run: the first run fills the layout cache from the
+        # debug information, the others have none and must take it from
+        # the cache.
+        hidden = heapinspect_argv(args.heapinspect, pid, "/nonexistent",
+                                  args.extra_arg)
         for i in range(args.snapshots):
             # A target that keeps allocating may hold a lock in every
             # attempt: then exit 1 with the arena marked busy is right.
             try:
                 snap, elapsed, err = run_heapinspect(
-                    argv, 120, (0, 1) if ready["api"] == "none" else (0,),
-                    env)
+                    hidden if args.cache_run and i else argv, 120,
+                    (0, 1) if ready["api"] == "none" else (0,), env)
             except Failure as e:
                 # The bound on the stop doing its job: heapinspect let the
                 # target go and said so (its state is checked at the end).
@@ -312,6 +350,12 @@ def run(args):
             else:
                 problems = check_snapshot(snap, ready, pid,
                                               args.located_by)
+            if args.cache_run:
+                loc = (snap.get("allocator") or {}).get("locate") or {}
+                if loc.get("from_cache") is not (i > 0):
+                    problems.append("locate.from_cache is %r in run %d "
+                                    "of a cache run"
+                                    % (loc.get("from_cache"), i + 1))
             if isinstance(snap, dict) and snap.get("consistent") is True:
                 consistent += 1
             for p in problems:
@@ -348,6 +392,16 @@ def main():
     ap.add_argument("--located-by", choices=("dwarf", "debuginfod",
                                              "builtin"),
                     help="require allocator.located_by to be this")
+    ap.add_argument("--ready-pid", action="store_true",
+                    help="read the process the ready line names (a child "
+                    "of the one started), not the one started")
+    ap.add_argument("--expect-split", action="store_true",
+                    help="require the target's heaps in several mappings "
+                    "(skip, exit 77, where the kernel or glibc cannot)")
+    ap.add_argument("--cache-run", action="store_true",
+                    help="the first snapshot fills a fresh layout cache, "
+                    "the others run without debug information and must "
+                    "take the layout from it")
     ap.add_argument("--allow-timeout", action="store_true",
                     help="a stop that timed out (exit 2, the target "
                     "released) is counted, not a failure")
@@ -365,6 +419,9 @@ def main():
 
     try:
         failed = run(args)
+    except Skip as e:
+        print("SKIP %s: %s" % (args.scenario, e))
+        return 77
     except Failure as e:
         failed = [str(e)]
     except OSError as e:
