@@ -1540,6 +1540,23 @@ static void sc_mprotect_split(void)
 	build_split(SPLIT_RO, SPLIT_RWX);
 }
 
+/*
+ * sbrk_own: a program that moves the brk itself once malloc has started
+ * (a runtime of its own beside malloc): [heap] ends 64 KiB past malloc's
+ * top.  glibc copes (the next sysmalloc sees a foreign sbrk); checks that
+ * expect [heap] to end with top do not.
+ */
+static void sc_sbrk_own(void)
+{
+	char *p;
+
+	build_mixed(0, 5000, 0x5eed0730);
+	p = sbrk(64 * 1024);
+	if (p == (void *)-1)
+		die("sbrk failed", strerror(errno));
+	memset(p, 0x5a, 64 * 1024);
+}
+
 static char *const *main_argv;
 
 /*
@@ -1707,6 +1724,7 @@ static const struct scenario {
 	{ "mlock_split", sc_mlock_split },
 	{ "mprotect_split", sc_mprotect_split },
 	{ "hugetlb", sc_hugetlb },
+	{ "sbrk_own", sc_sbrk_own },
 };
 
 /* ---------------------------------------------------------------- */
