@@ -27,12 +27,16 @@
  * walks the lists, which know how to report a corrupt heap.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ptmalloc_priv.h"
 
@@ -88,6 +92,12 @@ struct small {
 	uint64_t fd;
 };
 
+/* A stretch of a table of chunks in bins: one piece's, in address order. */
+struct run {
+	size_t start, n;
+	hi_addr_t first; /* where the piece starts */
+};
+
 /* What the sweep of one region found. */
 struct part {
 	uint64_t bin_chunks;
@@ -95,6 +105,19 @@ struct part {
 	struct small *v;
 	size_t n;
 	size_t cap;
+	/*
+	 * The chunks in a bin (their successor's PREV_INUSE clear), in
+	 * address order: where, their fd link, the bin their size belongs
+	 * to; and the sum of link_edge(p, fd) - link_edge(bk, p) over them.
+	 */
+	hi_addr_t *fa;
+	hi_addr_t *ffd;
+	uint8_t *fbin;
+	size_t nf;
+	size_t capf;
+	uint64_t links;
+	struct run *runs; /* the sum's only: each part's place in it */
+	size_t nruns;
 	int err;
 };
 
@@ -205,6 +228,105 @@ static inline uint64_t word(const unsigned char *h)
 	return v;
 }
 
+/*
+ * The links of the free chunks are checked without following them one
+ * by one: over every chunk in a bin and every bin header, the sum of
+ * link_edge(p, p->fd) equals that of link_edge(p->bk, p) exactly when
+ * every fd is a chunk or header whose bk points back (the two multisets
+ * of edges are equal: fd is then a permutation and bk its inverse).  The
+ * edges are hashed with a key drawn at random once per process, so that
+ * no heap can be made to pass with links that do not point back.
+ */
+static uint64_t link_key[2];
+static pthread_once_t link_once = PTHREAD_ONCE_INIT;
+
+static void link_key_init(void)
+{
+	uint64_t k[2] = { 0 };
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, k, sizeof(k)) != (ssize_t)sizeof(k)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		k[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+		       (uint64_t)getpid();
+		k[1] = (uint64_t)ts.tv_sec * 0xc2b2ae3d27d4eb4full ^ k[0];
+	}
+	if (fd >= 0)
+		close(fd);
+	link_key[0] = k[0];
+	link_key[1] = k[1] | 1;
+}
+
+/* splitmix64's finalizer: a bijection that mixes every bit. */
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static inline uint64_t link_edge(hi_addr_t from, hi_addr_t to)
+{
+	return mix64(mix64(from + link_key[0]) ^ (to * link_key[1]));
+}
+
+/* The bin a free chunk of size sz belongs in (largebin_index_64). */
+static inline uint8_t bin_of(uint64_t sz)
+{
+	if (sz < 1024)
+		return (uint8_t)(sz >> 4);
+	if ((sz >> 6) <= 48)
+		return (uint8_t)(48 + (sz >> 6));
+	if ((sz >> 9) <= 20)
+		return (uint8_t)(91 + (sz >> 9));
+	if ((sz >> 12) <= 10)
+		return (uint8_t)(110 + (sz >> 12));
+	if ((sz >> 15) <= 4)
+		return (uint8_t)(119 + (sz >> 15));
+	if ((sz >> 18) <= 2)
+		return (uint8_t)(124 + (sz >> 18));
+	return 126;
+}
+
+static int grow_free(struct part *pt, size_t want)
+{
+	size_t ncap = pt->capf ? pt->capf : 4096;
+	void *a, *b, *c;
+
+	while (ncap < want)
+		ncap *= 2;
+	a = realloc(pt->fa, ncap * sizeof(*pt->fa));
+	if (a)
+		pt->fa = a;
+	b = realloc(pt->ffd, ncap * sizeof(*pt->ffd));
+	if (b)
+		pt->ffd = b;
+	c = realloc(pt->fbin, ncap);
+	if (c)
+		pt->fbin = c;
+	if (!a || !b || !c)
+		return -ENOMEM;
+	pt->capf = ncap;
+	return 0;
+}
+
+static inline int add_free(struct part *pt, hi_addr_t p, uint64_t sz,
+			   hi_addr_t fd, hi_addr_t bk)
+{
+	if (pt->nf == pt->capf && grow_free(pt, pt->nf + 1))
+		return -ENOMEM;
+	pt->fa[pt->nf] = p;
+	pt->ffd[pt->nf] = fd;
+	pt->fbin[pt->nf] = bin_of(sz);
+	pt->nf++;
+	pt->links += link_edge(p, fd) - link_edge(bk, p);
+	return 0;
+}
+
 static int add_small(struct part *pt, hi_addr_t p, uint64_t size,
 		     uint64_t fd)
 {
@@ -272,6 +394,13 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 			/* PREV_INUSE clear: p is in a bin. */
 			if (sw->nro && in_ro(sw, p, sz))
 				return -ENOTSUP;
+			/* Its links, fd then bk (ptm_layout_check). */
+			h = need(sw, p + l->c_fd.off, 2 * 8, &err);
+			if (!h)
+				return err;
+			err = add_free(pt, p, sz, word(h), word(h + 8));
+			if (err)
+				return err;
 			pt->bin_chunks++;
 			pt->bin_bytes += sz;
 		} else if (sz <= sw->fast_max &&
@@ -770,6 +899,32 @@ static int append_smalls(struct part *to, const struct part *from)
 	return 0;
 }
 
+static void free_part(struct part *pt)
+{
+	free(pt->runs);
+	free(pt->v);
+	free(pt->fa);
+	free(pt->ffd);
+	free(pt->fbin);
+}
+
+/* Add from's chunks in bins to to's, after them. */
+static int append_free(struct part *to, const struct part *from)
+{
+	if (from->nf && to->capf - to->nf < from->nf &&
+	    grow_free(to, to->nf + from->nf))
+		return -ENOMEM;
+	if (from->nf) {
+		memcpy(to->fa + to->nf, from->fa, from->nf * sizeof(*to->fa));
+		memcpy(to->ffd + to->nf, from->ffd,
+		       from->nf * sizeof(*to->ffd));
+		memcpy(to->fbin + to->nf, from->fbin, from->nf);
+	}
+	to->nf += from->nf;
+	to->links += from->links;
+	return 0;
+}
+
 /*
  * Sweep the regions, in pieces by several threads where that pays, and
  * add up what they found in *sum (its table of small chunks in address
@@ -810,7 +965,7 @@ static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
 		 */
 		if ((ret == -ENOTSUP || ret == -ENOSYS) && pieces) {
 			for (size_t i = 0; i < n; i++)
-				free(parts[i].v);
+				free_part(&parts[i]);
 			free(parts);
 			parts = NULL;
 			free(pieces);
@@ -819,13 +974,27 @@ static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
 		}
 		break;
 	}
+	if (!ret && parts) {
+		sum->runs = calloc(n, sizeof(*sum->runs));
+		if (!sum->runs)
+			ret = -ENOMEM;
+	}
 	for (size_t i = 0; parts && i < n; i++) {
+		const struct region *v = pieces ? pieces : rg;
+
 		if (!ret) {
 			sum->bin_chunks += parts[i].bin_chunks;
 			sum->bin_bytes += parts[i].bin_bytes;
 			ret = append_smalls(sum, &parts[i]);
 		}
-		free(parts[i].v);
+		if (!ret) {
+			sum->runs[i].start = sum->nf;
+			sum->runs[i].n = parts[i].nf;
+			sum->runs[i].first = v[i].start;
+			sum->nruns = i + 1;
+			ret = append_free(sum, &parts[i]);
+		}
+		free_part(&parts[i]);
 	}
 	free(parts);
 	free(pieces);
@@ -921,6 +1090,305 @@ static int fastbin_from_table(const struct ptm_layout *l,
 		p = l->safe_linking ? ((p + l->c_fd.off) >> 12) ^ c->fd : c->fd;
 	}
 	return 0;
+}
+
+/*
+ * Put the table of chunks in bins in address order: each piece's chunks
+ * are (pt->runs), and the pieces follow their regions, a non-main arena's
+ * heaps (each mapped wherever mmap put it) in the order of their chain.
+ * Pieces never overlap.  0 or -ENOMEM.
+ */
+static int run_cmp(const void *x, const void *y)
+{
+	const struct run *a = x, *b = y;
+
+	return a->first < b->first ? -1 : a->first > b->first;
+}
+
+static int sort_free(struct part *pt)
+{
+	struct part out = { 0 };
+	int ret = 0;
+
+	for (size_t i = 1; i < pt->nf; i++) {
+		if (pt->fa[i] <= pt->fa[i - 1])
+			goto sort;
+	}
+	return 0;
+sort:
+	qsort(pt->runs, pt->nruns, sizeof(*pt->runs), run_cmp);
+	for (size_t i = 0; i < pt->nruns && !ret; i++) {
+		struct part run = {
+			.fa = pt->fa + pt->runs[i].start,
+			.ffd = pt->ffd + pt->runs[i].start,
+			.fbin = pt->fbin + pt->runs[i].start,
+			.nf = pt->runs[i].n,
+		};
+
+		ret = append_free(&out, &run);
+	}
+	if (ret) {
+		free_part(&out);
+		return ret;
+	}
+	free(pt->fa);
+	free(pt->ffd);
+	free(pt->fbin);
+	pt->fa = out.fa;
+	pt->ffd = out.ffd;
+	pt->fbin = out.fbin;
+	pt->capf = out.capf;
+	return 0;
+}
+
+static int bad_list(struct hi_arena *a, hi_addr_t at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int bad_list(struct hi_arena *a, hi_addr_t at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->why, sizeof(a->why), fmt, ap);
+	va_end(ap);
+	a->bad_addr = at;
+	a->status = -HI_E_CORRUPT;
+	return 0;
+}
+
+/*
+ * Where the chunks in bins are, by address: buckets of 2^shift bytes over
+ * [lo, hi), each the index of its first chunk in the sorted table.
+ */
+struct free_index {
+	const hi_addr_t *fa;
+	size_t n;
+	hi_addr_t lo, hi;
+	unsigned shift;
+	uint32_t *first;
+};
+
+#define NOT_FREE UINT32_MAX
+#define HEADER (UINT32_MAX - 256) /* + bin index: a bin's header */
+
+static int index_free(const struct part *pt, struct free_index *ix)
+{
+	uint64_t nb;
+	size_t k = 0;
+
+	memset(ix, 0, sizeof(*ix));
+	ix->fa = pt->fa;
+	ix->n = pt->nf;
+	if (pt->nf >= HEADER)
+		return -ENOMEM;
+	if (!pt->nf)
+		return 0;
+	ix->lo = pt->fa[0];
+	ix->hi = pt->fa[pt->nf - 1] + 1;
+	/* Pages, or larger buckets where the chunks are far apart. */
+	ix->shift = 12;
+	while (((ix->hi - ix->lo) >> ix->shift) > 4 * (uint64_t)pt->nf + 1024)
+		ix->shift++;
+	nb = ((ix->hi - ix->lo) >> ix->shift) + 2;
+	ix->first = malloc(nb * sizeof(*ix->first));
+	if (!ix->first)
+		return -ENOMEM;
+	for (uint64_t b = 0; b < nb; b++) {
+		hi_addr_t at = ix->lo + (b << ix->shift);
+
+		while (k < pt->nf && pt->fa[k] < at)
+			k++;
+		ix->first[b] = (uint32_t)k;
+	}
+	return 0;
+}
+
+/* The index of the chunk in a bin at p, or NOT_FREE. */
+static inline uint32_t find_free(const struct free_index *ix, hi_addr_t p)
+{
+	uint64_t b;
+	uint32_t k, end;
+
+	if (p < ix->lo || p >= ix->hi)
+		return NOT_FREE;
+	b = (p - ix->lo) >> ix->shift;
+	for (k = ix->first[b], end = ix->first[b + 1]; k < end; k++) {
+		if (ix->fa[k] == p)
+			return k;
+	}
+	return NOT_FREE;
+}
+
+/*
+ * What walking the bins checks, on the chunks the sweep found in them
+ * (pt, sorted by address): every fd is a chunk in a bin or a bin's header
+ * and its bk points back (the sum of pt->links and the headers' edges),
+ * every list goes from its header back to it through chunks of its size
+ * (any size in the unsorted bin), and every chunk in a bin is on one
+ * list.  The lists are followed through a table of indexes made in one
+ * pass, all at once, so that the misses of one overlap the others'.  A
+ * failure sets a's status to -HI_E_CORRUPT with where and why.  Return 0,
+ * or -ENOMEM.
+ */
+static int check_bins(const struct ptm_layout *l, const struct hi_reader *r,
+		      const unsigned char *st, struct part *pt,
+		      struct hi_arena *a)
+{
+	unsigned nbins = (unsigned)(l->bins.count / 2 + 1);
+	hi_addr_t b0 = a->addr + l->bins.off - l->c_fd.off;
+	uint64_t links = pt->links;
+	struct free_index ix;
+	uint32_t *nxt = NULL, cur[128], end[128];
+	size_t visited = 0, *pred = NULL;
+	unsigned nact = 0;
+	int ret;
+
+	if (nbins > 128)
+		return bad_list(a, a->addr, "more bins than glibc has");
+	for (unsigned i = 1; i < nbins; i++) {
+		hi_addr_t b = b0 + (i - 1) * 16;
+		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
+		hi_addr_t bk = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2 + 1);
+
+		links += link_edge(b, fd) - link_edge(bk, b);
+	}
+	ret = index_free(pt, &ix);
+	if (ret)
+		return ret;
+	nxt = malloc((pt->nf ? pt->nf : 1) * sizeof(*nxt));
+	if (!nxt) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Where each fd leads: one pass, the look-ups independent. */
+	for (size_t i = 0; i < pt->nf; i++) {
+		hi_addr_t fd = pt->ffd[i];
+		uint32_t k = find_free(&ix, fd);
+
+		if (k == NOT_FREE && fd - b0 < (uint64_t)(nbins - 1) * 16 &&
+		    !((fd - b0) & 15))
+			k = HEADER + 1 + (uint32_t)((fd - b0) / 16);
+		if (k == NOT_FREE) {
+			ret = bad_list(a, pt->fa[i], "chunk " HI_PRIxADDR " in "
+				       "a bin: its fd " HI_PRIxADDR " is "
+				       "neither a free chunk nor a bin",
+				       pt->fa[i], fd);
+			goto out;
+		}
+		nxt[i] = k;
+	}
+	/* Every list from its header, side by side. */
+	for (unsigned i = 1; i < nbins; i++) {
+		hi_addr_t b = b0 + (i - 1) * 16;
+		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
+		uint32_t k;
+
+		if (fd == b)
+			continue;
+		k = find_free(&ix, fd);
+		if (k == NOT_FREE) {
+			ret = bad_list(a, fd, "%s %u: chunk " HI_PRIxADDR " is "
+				       "not free", i == 1 ? "unsorted bin" :
+				       "bin", i, fd);
+			goto out;
+		}
+		cur[nact] = k;
+		end[nact++] = i;
+	}
+	while (nact) {
+		for (unsigned j = 0; j < nact;) {
+			uint32_t k = cur[j], n;
+			unsigned i = end[j];
+
+			if (pt->fbin[k] & 0x80) {
+				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
+					       HI_PRIxADDR " is on a list "
+					       "twice, or on two", i,
+					       pt->fa[k]);
+				goto out;
+			}
+			if (i > 1 && pt->fbin[k] != i) {
+				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
+					       HI_PRIxADDR " belongs to bin "
+					       "%u by its size", i, pt->fa[k],
+					       pt->fbin[k]);
+				goto out;
+			}
+			pt->fbin[k] |= 0x80;
+			visited++;
+			n = nxt[k];
+			if (n < HEADER) {
+				cur[j++] = n;
+				continue;
+			}
+			if (n - HEADER != i) {
+				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
+					       HI_PRIxADDR " leads to bin %u",
+					       i, pt->fa[k], n - HEADER);
+				goto out;
+			}
+			/* At its header again: the list is done. */
+			cur[j] = cur[--nact];
+			end[j] = end[nact];
+		}
+	}
+	for (size_t i = 0; i < pt->nf; i++) {
+		if (!(pt->fbin[i] & 0x80)) {
+			ret = bad_list(a, pt->fa[i], "free chunk " HI_PRIxADDR
+				       " is on no bin's list", pt->fa[i]);
+			goto out;
+		}
+	}
+	if (!links) {
+		ret = 0;
+		goto out;
+	}
+	/*
+	 * Every fd is right, some bk is not: find it (a corrupt heap only,
+	 * so a read per chunk).  Each chunk's bk must be what leads to it.
+	 */
+	pred = malloc((pt->nf ? pt->nf : 1) * sizeof(*pred));
+	if (!pred) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < pt->nf; i++) {
+		if (nxt[i] < HEADER)
+			pred[nxt[i]] = i;
+	}
+	for (unsigned i = 1; i < nbins; i++) {
+		hi_addr_t b = b0 + (i - 1) * 16;
+		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
+		uint32_t k = fd == b ? NOT_FREE : find_free(&ix, fd);
+
+		if (k != NOT_FREE)
+			pred[k] = SIZE_MAX - i;
+	}
+	for (size_t k = 0; k < pt->nf; k++) {
+		unsigned char w[8];
+		hi_addr_t want = pred[k] >= SIZE_MAX - 128
+					 ? b0 + (SIZE_MAX - pred[k] - 1) * 16
+					 : pt->fa[pred[k]];
+		uint64_t bk;
+
+		if (hi_read(r, pt->fa[k] + l->c_bk.off, w, 8))
+			continue;
+		memcpy(&bk, w, 8);
+		if (bk != want) {
+			ret = bad_list(a, pt->fa[k], "chunk " HI_PRIxADDR " in a "
+				       "bin: its bk " HI_PRIxADDR " does not "
+				       "point back at " HI_PRIxADDR,
+				       pt->fa[k], bk, want);
+			goto out;
+		}
+	}
+	ret = bad_list(a, a->addr, "a bin's last chunk is not the one its bk "
+		       "points at");
+out:
+	free(pred);
+	free(nxt);
+	free(ix.first);
+	return ret;
 }
 
 /* The regions of a non-main arena: its heaps, from heap_info to heap_info. */
@@ -1052,6 +1520,7 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 
 	if (l->c_size.size != 8 || l->c_fd.size != 8 || !l->flags.size)
 		return -ENOTSUP;
+	pthread_once(&link_once, link_key_init);
 	for (uint64_t i = 0; i < l->fastbins.count && i < 64; i++) {
 		struct ptm_field e = {
 			.off = l->fastbins.off + i * l->ptr_size,
@@ -1135,6 +1604,13 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	ret = sweep_all(&sw, cand, ncand, rg, nrg, nworkers, piece_min, &sum);
 	if (ret)
 		goto out;
+	/* The table sorted: a non-main arena's heaps come last first. */
+	ret = sort_free(&sum);
+	if (ret)
+		goto out;
+	ret = check_bins(l, r, st, &sum, a);
+	if (ret || a->status)
+		goto out;
 	a->bin_chunks += sum.bin_chunks;
 	a->bin_bytes += sum.bin_bytes;
 	if (sw.fast_want) {
@@ -1162,7 +1638,7 @@ out:
 		a->bin_chunks = a->bin_bytes = 0;
 		a->fast_chunks = a->fast_bytes = 0;
 	}
-	free(sum.v);
+	free_part(&sum);
 	free(cand);
 	free(ro);
 	free(rg);
