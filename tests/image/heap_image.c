@@ -2,11 +2,12 @@
 /*
  * Heap images (heap_image.h).  The file, in little-endian 64-bit words:
  *
- *	"HIHEAP01"
+ *	"HIHEAP02"
  *	layout: state_size, then (off, size, count) of mutex fastbinsY top
  *	        bins next attached_threads system_mem max_system_mem;
  *	        par_size, then n_mmaps mmapped_mem max_mmapped_mem; then
- *	        mchunk_size fd bk; ptr_size, safe_linking
+ *	        mchunk_size fd bk; hinfo_size, then ar_ptr prev size of
+ *	        heap_info; ptr_size, safe_linking
  *	where:  main_arena, mp_
  *	figures: have, low32, the ten mallinfo2 figures
  *	maps:   count, then (start, end, prot, kind) each, kind being
@@ -19,7 +20,7 @@
 
 #include "heap_image.h"
 
-static const unsigned char magic[8] = "HIHEAP01";
+static const unsigned char magic[8] = "HIHEAP02";
 
 struct cur {
 	const unsigned char *p;
@@ -59,6 +60,7 @@ static void field(struct cur *c, struct ptm_field *f)
 	X(n_mmaps_max) X(max_n_mmaps) X(mmapped_mem) X(max_mmapped_mem)     \
 	X(sbrk_base) X(tcache_bins) X(tcache_max_bytes) X(tcache_count)
 #define CHUNK_FIELDS(X) X(c_size) X(c_fd) X(c_bk)
+#define HINFO_FIELDS(X) X(h_ar_ptr) X(h_prev) X(h_size)
 
 int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 {
@@ -77,6 +79,8 @@ int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 	im->l.par_size = word(&c);
 	PAR_FIELDS(X)
 	CHUNK_FIELDS(X)
+	im->l.hinfo_size = word(&c);
+	HINFO_FIELDS(X)
 #undef X
 	im->l.ptr_size = (unsigned)word(&c);
 	im->l.safe_linking = word(&c) != 0;
@@ -211,6 +215,8 @@ int hi_image_write(FILE *f, const struct hi_image *im)
 	bad |= put(f, im->l.par_size);
 	PAR_FIELDS(X)
 	CHUNK_FIELDS(X)
+	bad |= put(f, im->l.hinfo_size);
+	HINFO_FIELDS(X)
 #undef X
 	bad |= put(f, im->l.ptr_size) | put(f, im->l.safe_linking);
 	bad |= put(f, im->w.main_arena) | put(f, im->w.mp);
@@ -280,9 +286,52 @@ static int image_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * What the sweep asks of a reader besides read: the image is all in
+ * memory, so every byte of a segment is at hand, there is nothing to
+ * fetch ahead, and reads may come from several threads at once (the
+ * counters are atomic; trace must be NULL then).
+ */
+static int image_cached(void *arg, hi_addr_t addr, size_t len)
+{
+	struct hi_image_reader *ir = arg;
+	const struct hi_image_seg *s = hi_image_seg_of(ir->im, addr);
+
+	return s && len <= s->len - (addr - s->addr);
+}
+
+static void image_prefetch(void *arg, const hi_addr_t *addrs, size_t n,
+			   int dir)
+{
+	(void)arg, (void)addrs, (void)n, (void)dir;
+}
+
+static int image_read_direct(void *arg, hi_addr_t addr, void *buf,
+			     size_t len)
+{
+	struct hi_image_reader *ir = arg;
+	const struct hi_image_seg *s;
+
+	if (ir->trace)
+		return -ENOSYS;
+	__atomic_fetch_add(&ir->calls, 1, __ATOMIC_RELAXED);
+	s = hi_image_seg_of(ir->im, addr);
+	if (!s || len > s->len - (addr - s->addr))
+		return -EFAULT;
+	__atomic_fetch_add(&ir->bytes, len, __ATOMIC_RELAXED);
+	memcpy(buf, s->data + (addr - s->addr), len);
+	return 0;
+}
+
 struct hi_reader hi_image_reader(struct hi_image_reader *ir)
 {
-	struct hi_reader r = { .read = image_read, .arg = ir };
+	struct hi_reader r = {
+		.read = image_read,
+		.cached = image_cached,
+		.prefetch = image_prefetch,
+		.read_direct = image_read_direct,
+		.arg = ir,
+	};
 
 	return r;
 }
