@@ -398,6 +398,35 @@ static void bin_null(struct ptm_layout *l)
 	put64(p + 24, 0);
 }
 
+/*
+ * Links that do not point back (unlink_chunk's "corrupted double-linked
+ * list"): bin 10 holds two chunks, b <-> F <-> L <-> b.
+ */
+static void bin_fd_self(struct ptm_layout *l)
+{
+	hi_addr_t last;
+
+	memcpy(&last, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	put64(last + 16, last);
+}
+
+static void bin_header_fd(struct ptm_layout *l)
+{
+	hi_addr_t last;
+
+	memcpy(&last, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	put64(bin_at(l, 10) + 16, last);
+}
+
+/* The first chunk's fd skips the last: F -> b while L -> F stays. */
+static void bin_fd_skips(struct ptm_layout *l)
+{
+	hi_addr_t first;
+
+	memcpy(&first, mem + (bin_at(l, 10) + 16 - BASE), 8);
+	put64(first + 16, bin_at(l, 10));
+}
+
 static void ring_open(struct ptm_layout *l)
 {
 	put64(ARENA + l->next.off, BASE + MEMSZ + 0x1000);
@@ -673,6 +702,14 @@ int main(void)
 		expect_corrupt("huge size", bin_huge_size, sl);
 		expect_corrupt("bin loop", bin_cycle_off_head, sl);
 		expect_corrupt("bin null link", bin_null, sl);
+		/* What unlink checks: by the lists and by the sweep. */
+		for (int m = 0; m < 2; m++) {
+			walk_mode = m ? PTM_SWEEP : PTM_LISTS;
+			expect_corrupt("bin fd at itself", bin_fd_self, sl);
+			expect_corrupt("bin header's fd", bin_header_fd, sl);
+			expect_corrupt("bin fd skips", bin_fd_skips, sl);
+		}
+		walk_mode = PTM_AUTO;
 		expect_corrupt("ring open", ring_open, sl);
 		expect_corrupt("ring rho", ring_rho, sl);
 		expect_corrupt("ring overlap", ring_overlap, sl);
