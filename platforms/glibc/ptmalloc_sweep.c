@@ -27,7 +27,6 @@
  * walks the lists, which know how to report a corrupt heap.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -35,8 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ptmalloc_priv.h"
 
@@ -92,10 +92,27 @@ struct small {
 	uint64_t fd;
 };
 
-/* A stretch of a table of chunks in bins: one piece's, in address order. */
-struct run {
-	size_t start, n;
-	hi_addr_t first; /* where the piece starts */
+/*
+ * The chunks in bins (their successor's PREV_INUSE clear) that one piece
+ * found, in address order, in blocks of FBLOCK: their fd, where they are
+ * with their bk (together: a look-up checks both), and the bin their size
+ * belongs to (bit 7: seen on a list).  Blocks, not one array: a piece
+ * never copies what it found to grow, and the pieces' blocks are put in
+ * address order by a table of pointers, not copied either (the copies
+ * were 3 ms of the 1M-chunk heap's stop).  A chunk's number is its
+ * block's place in that table times FBLOCK plus its place in the block.
+ */
+#define FBLOCK_SHIFT 10
+#define FBLOCK (1u << FBLOCK_SHIFT)
+
+struct fblock {
+	struct fblock *next;
+	unsigned n;
+	uint8_t bin[FBLOCK];
+	hi_addr_t fd[FBLOCK];
+	struct {
+		hi_addr_t p, bk;
+	} pb[FBLOCK];
 };
 
 /* What the sweep of one region found. */
@@ -105,21 +122,18 @@ struct part {
 	struct small *v;
 	size_t n;
 	size_t cap;
-	/*
-	 * The chunks in a bin (their successor's PREV_INUSE clear), in
-	 * address order: where, their fd link, the bin their size belongs
-	 * to; and the sum of link_edge(p, fd) - link_edge(bk, p) over them.
-	 */
-	hi_addr_t *fa;
-	hi_addr_t *ffd;
-	uint8_t *fbin;
-	size_t nf;
-	size_t capf;
-	uint64_t links;
-	struct run *runs; /* the sum's only: each part's place in it */
-	size_t nruns;
+	struct fblock *fhead, *ftail; /* the chunks in bins */
 	int err;
 };
+
+/* All the chunks in bins of an arena, in address order (free_table). */
+struct ftable {
+	struct fblock **dir; /* blocks; each full but a piece's last */
+	size_t ndir;
+	size_t nf; /* chunks */
+};
+
+#define FSLOT(k) ((k) & (FBLOCK - 1))
 
 /* One reader of regions: a thread of a parallel sweep, or the only one. */
 struct sweep {
@@ -228,52 +242,6 @@ static inline uint64_t word(const unsigned char *h)
 	return v;
 }
 
-/*
- * The links of the free chunks are checked without following them one
- * by one: over every chunk in a bin and every bin header, the sum of
- * link_edge(p, p->fd) equals that of link_edge(p->bk, p) exactly when
- * every fd is a chunk or header whose bk points back (the two multisets
- * of edges are equal: fd is then a permutation and bk its inverse).  The
- * edges are hashed with a key drawn at random once per process, so that
- * no heap can be made to pass with links that do not point back.
- */
-static uint64_t link_key[2];
-static pthread_once_t link_once = PTHREAD_ONCE_INIT;
-
-static void link_key_init(void)
-{
-	uint64_t k[2] = { 0 };
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || read(fd, k, sizeof(k)) != (ssize_t)sizeof(k)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		k[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
-		       (uint64_t)getpid();
-		k[1] = (uint64_t)ts.tv_sec * 0xc2b2ae3d27d4eb4full ^ k[0];
-	}
-	if (fd >= 0)
-		close(fd);
-	link_key[0] = k[0];
-	link_key[1] = k[1] | 1;
-}
-
-/* splitmix64's finalizer: a bijection that mixes every bit. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static inline uint64_t link_edge(hi_addr_t from, hi_addr_t to)
-{
-	return mix64(mix64(from + link_key[0]) ^ (to * link_key[1]));
-}
-
 /* The bin a free chunk of size sz belongs in (largebin_index_64). */
 static inline uint8_t bin_of(uint64_t sz)
 {
@@ -292,38 +260,27 @@ static inline uint8_t bin_of(uint64_t sz)
 	return 126;
 }
 
-static int grow_free(struct part *pt, size_t want)
-{
-	size_t ncap = pt->capf ? pt->capf : 4096;
-	void *a, *b, *c;
-
-	while (ncap < want)
-		ncap *= 2;
-	a = realloc(pt->fa, ncap * sizeof(*pt->fa));
-	if (a)
-		pt->fa = a;
-	b = realloc(pt->ffd, ncap * sizeof(*pt->ffd));
-	if (b)
-		pt->ffd = b;
-	c = realloc(pt->fbin, ncap);
-	if (c)
-		pt->fbin = c;
-	if (!a || !b || !c)
-		return -ENOMEM;
-	pt->capf = ncap;
-	return 0;
-}
-
 static inline int add_free(struct part *pt, hi_addr_t p, uint64_t sz,
 			   hi_addr_t fd, hi_addr_t bk)
 {
-	if (pt->nf == pt->capf && grow_free(pt, pt->nf + 1))
-		return -ENOMEM;
-	pt->fa[pt->nf] = p;
-	pt->ffd[pt->nf] = fd;
-	pt->fbin[pt->nf] = bin_of(sz);
-	pt->nf++;
-	pt->links += link_edge(p, fd) - link_edge(bk, p);
+	struct fblock *b = pt->ftail;
+
+	if (!b || b->n == FBLOCK) {
+		b = malloc(sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		b->next = NULL;
+		b->n = 0;
+		if (pt->ftail)
+			pt->ftail->next = b;
+		else
+			pt->fhead = b;
+		pt->ftail = b;
+	}
+	b->pb[b->n].p = p;
+	b->pb[b->n].bk = bk;
+	b->fd[b->n] = fd;
+	b->bin[b->n++] = bin_of(sz);
 	return 0;
 }
 
@@ -365,8 +322,8 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 	for (;;) {
 		const unsigned char *h;
 		uint64_t sz, nsz, fd = 0, bk = 0;
-		hi_addr_t next, link = p + l->c_fd.off;
-		int have;
+		hi_addr_t next, at, link = p + l->c_fd.off;
+		int have = 0, moved = 0;
 
 		if (rg->kind != END_HEAP && p == rg->end)
 			return 0; /* top (counted by the caller), or a piece */
@@ -386,28 +343,38 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 		}
 		if (sz < minsize || (sz & mask) || sz > rg->end - p)
 			return -ENOTSUP;
-		/*
-		 * Its links, fd then bk (ptm_layout_check), while the window
-		 * still holds them, in case it is free: read once the window
-		 * had moved on to the next chunk, they cost a window of their
-		 * own behind every chunk jumped over (1.4 times the bytes
-		 * copied on the 1M-chunk heap of bench/).
-		 */
-		have = link + 16 <= sw->wend;
-		if (have) {
-			fd = word(sw->buf + (link - sw->wstart));
-			bk = word(sw->buf + (link + 8 - sw->wstart));
-		}
 		next = p + sz;
-		h = need(sw, next + l->c_size.off, ssz, &err);
-		if (!h)
-			return err;
+		at = next + l->c_size.off;
+		if (at >= sw->wstart && at + ssz <= sw->wend) {
+			/* need()'s case: the window holds p's links too. */
+			h = sw->buf + (at - sw->wstart);
+		} else {
+			/*
+			 * The window moves on: take p's links first, fd then bk
+			 * (ptm_layout_check), in case it is free.  Read once the
+			 * window had moved, they cost a window of their own
+			 * behind every chunk jumped over (1.4 times the bytes
+			 * copied on the 1M-chunk heap of bench/).
+			 */
+			have = link + 16 <= sw->wend;
+			if (have) {
+				fd = word(sw->buf + (link - sw->wstart));
+				bk = word(sw->buf + (link + 8 - sw->wstart));
+			}
+			moved = 1;
+			h = need_read(sw, at, ssz, &err);
+			if (!h)
+				return err;
+		}
 		nsz = word(h);
 		if (!(nsz & 1)) {
 			/* PREV_INUSE clear: p is in a bin. */
 			if (sw->nro && in_ro(sw, p, sz))
 				return -ENOTSUP;
-			if (!have) {
+			if (!moved) {
+				fd = word(sw->buf + (link - sw->wstart));
+				bk = word(sw->buf + (link + 8 - sw->wstart));
+			} else if (!have) {
 				h = need(sw, link, 2 * 8, &err);
 				if (!h)
 					return err;
@@ -423,7 +390,9 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 			   (sw->fast_want >> ((sz >> 4) - 2) & 1)) {
 			uint64_t nx;
 
-			if (!have) {
+			if (!moved) {
+				fd = word(sw->buf + (link - sw->wstart));
+			} else if (!have) {
 				h = need(sw, link, l->c_fd.size, &err);
 				if (!h)
 					return err;
@@ -447,41 +416,40 @@ static int sweep_region(struct sweep *sw, const struct region *rg,
 	}
 }
 
-/* Regions handed out to the workers of one sweep, in any order. */
+/*
+ * Work handed out to the threads of one crew, in any order: items 0 to
+ * n - 1, each done once by fn(arg, i, buf), buf being the thread's window
+ * (NULL when it could not be had).
+ */
 struct crew {
-	const struct sweep *proto;
-	const struct region *rg;
-	struct part *parts;
+	void (*fn)(void *arg, size_t i, unsigned char *buf);
+	void *arg;
 	size_t n;
-	size_t next;     /* the next region to take (atomic) */
+	size_t next;     /* the next item to take (atomic) */
 	unsigned active; /* pool threads inside it (pool.mu) */
 };
 
-/* Sweep regions of c until none is left, with the window buf. */
+/* Do items of c until none is left, with the window buf. */
 static void crew_work(struct crew *c, unsigned char *buf)
 {
-	struct sweep sw = *c->proto;
-
-	sw.buf = buf;
 	for (;;) {
 		size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
 
 		if (i >= c->n)
 			break;
-		c->parts[i].err = buf ? sweep_region(&sw, &c->rg[i],
-						     &c->parts[i])
-				      : -ENOMEM;
+		c->fn(c->arg, i, buf);
 	}
 }
 
 /*
- * The threads that help sweep: started at the first sweep that wants
- * them, kept (each with its window) until ptm_sweep_end, so that a heap
- * of many arenas does not start threads, map windows and fault their
- * pages in for every arena while the target is stopped.  The thread that
- * sweeps never waits for a helper that has not started yet: on a busy
- * machine a helper may not run for milliseconds.  It takes every region
- * left itself, and waits only for those a helper has taken.
+ * The threads that help sweep (and check the links of what was swept):
+ * started at the first sweep that wants them, kept (each with its window)
+ * until ptm_sweep_end, so that a heap of many arenas does not start
+ * threads, map windows and fault their pages in for every arena while the
+ * target is stopped.  The thread that sweeps never waits for a helper
+ * that has not started yet: on a busy machine a helper may not run for
+ * milliseconds.  It takes every item left itself, and waits only for
+ * those a helper has taken.
  */
 static struct {
 	pthread_mutex_t one;  /* one crew at a time (held by crew_run) */
@@ -548,17 +516,15 @@ void ptm_sweep_end(void)
 }
 
 /*
- * Sweep the regions with up to nworkers threads, this one included; each
- * region's findings go to its part.
+ * Do the n items of fn with up to nworkers threads, this one included.
+ * Only a crew that reads needs a window (read).
  */
-static void crew_run(const struct sweep *proto, const struct region *rg,
-		     struct part *parts, size_t n, unsigned nworkers)
+static void crew_run(void (*fn)(void *, size_t, unsigned char *), void *arg,
+		     size_t n, unsigned nworkers, int read)
 {
-	struct sweep one = *proto;
-	struct crew c = { .proto = &one, .rg = rg, .parts = parts, .n = n };
-	unsigned char *buf = malloc(WINDOW);
+	struct crew c = { .fn = fn, .arg = arg, .n = n };
+	unsigned char *buf = read ? malloc(WINDOW) : NULL;
 
-	one.shared = nworkers > 1;
 	if (nworkers > 1) {
 		pthread_mutex_lock(&pool.one);
 		pthread_mutex_lock(&pool.mu);
@@ -588,7 +554,8 @@ static void crew_run(const struct sweep *proto, const struct region *rg,
  * How many threads may read at once: the CPUs this process may use.  The
  * tests set HEAPINSPECT_SWEEP_THREADS to share out among that many threads
  * whatever the CPUs, and to cut even small heaps (*piece_min is then a
- * page instead of PIECE_MIN).
+ * page instead of PIECE_MIN, and check_bins shares out the links of even
+ * a few chunks).
  */
 static unsigned sweep_workers(uint64_t *piece_min)
 {
@@ -917,63 +884,145 @@ static int append_smalls(struct part *to, const struct part *from)
 	return 0;
 }
 
-static void free_part(struct part *pt)
+static void free_blocks(struct fblock *b)
 {
-	free(pt->runs);
-	free(pt->v);
-	free(pt->fa);
-	free(pt->ffd);
-	free(pt->fbin);
+	while (b) {
+		struct fblock *next = b->next;
+
+		free(b);
+		b = next;
+	}
 }
 
-/* Add from's chunks in bins to to's, after them. */
-static int append_free(struct part *to, const struct part *from)
+static void free_part(struct part *pt)
 {
-	if (from->nf && to->capf - to->nf < from->nf &&
-	    grow_free(to, to->nf + from->nf))
+	free(pt->v);
+	free_blocks(pt->fhead);
+}
+
+static void free_ftable(struct ftable *t)
+{
+	for (size_t i = 0; i < t->ndir; i++)
+		free(t->dir[i]);
+	free(t->dir);
+	memset(t, 0, sizeof(*t));
+}
+
+/* A part's place in address order: where its region starts. */
+struct part_at {
+	hi_addr_t start;
+	size_t i;
+};
+
+static int part_at_cmp(const void *x, const void *y)
+{
+	const struct part_at *a = x, *b = y;
+
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/*
+ * Take the parts' chunks in bins into t, in address order: the pieces of
+ * a region follow one another, but a non-main arena's heaps (each mapped
+ * wherever mmap put it) come in the order of their chain.  Return 0,
+ * -ENOMEM, or -ENOTSUP when the chunks are not in address order (pieces
+ * that overlap: never in a heap glibc made).
+ */
+static int free_table(struct part *parts, const struct region *v, size_t n,
+		      struct ftable *t)
+{
+	struct part_at *at = malloc((n ? n : 1) * sizeof(*at));
+	hi_addr_t last = 0;
+	size_t nb = 0;
+
+	if (!at)
 		return -ENOMEM;
-	if (from->nf) {
-		memcpy(to->fa + to->nf, from->fa, from->nf * sizeof(*to->fa));
-		memcpy(to->ffd + to->nf, from->ffd,
-		       from->nf * sizeof(*to->ffd));
-		memcpy(to->fbin + to->nf, from->fbin, from->nf);
+	for (size_t i = 0; i < n; i++) {
+		at[i].start = v[i].start;
+		at[i].i = i;
+		for (const struct fblock *b = parts[i].fhead; b; b = b->next)
+			nb++;
 	}
-	to->nf += from->nf;
-	to->links += from->links;
+	qsort(at, n, sizeof(*at), part_at_cmp);
+	t->dir = malloc((nb ? nb : 1) * sizeof(*t->dir));
+	if (!t->dir) {
+		free(at);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < n; j++) {
+		struct part *pt = &parts[at[j].i];
+		struct fblock *b = pt->fhead;
+
+		if (b && b->pb[0].p <= last) {
+			free(at);
+			return -ENOTSUP;
+		}
+		for (; b; b = b->next) {
+			t->dir[t->ndir++] = b;
+			t->nf += b->n;
+			last = b->pb[b->n - 1].p;
+		}
+		/* The table owns them now. */
+		pt->fhead = pt->ftail = NULL;
+	}
+	free(at);
 	return 0;
+}
+
+/* The sweep's share of a crew: item i is region i, into part i. */
+struct sweep_job {
+	const struct sweep *proto;
+	const struct region *rg;
+	struct part *parts;
+};
+
+static void sweep_item(void *arg, size_t i, unsigned char *buf)
+{
+	const struct sweep_job *j = arg;
+	struct sweep sw = *j->proto;
+
+	sw.buf = buf;
+	j->parts[i].err = buf ? sweep_region(&sw, &j->rg[i], &j->parts[i])
+			      : -ENOMEM;
 }
 
 /*
  * Sweep the regions, in pieces by several threads where that pays, and
  * add up what they found in *sum (its table of small chunks in address
- * order within each region).
+ * order within each region) and *ft (the chunks in bins, in address
+ * order).  *nworkers is left at the threads that shared the sweep.
  */
 static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
 		     size_t ncand, const struct region *rg, size_t nrg,
-		     unsigned nworkers, uint64_t piece_min, struct part *sum)
+		     unsigned *nworkers, uint64_t piece_min, struct part *sum,
+		     struct ftable *ft)
 {
 	struct region *pieces = NULL;
 	struct part *parts = NULL;
 	size_t n = 0;
 	int ret;
 
-	ret = cut(proto->l, cand, ncand, rg, nrg, nworkers, piece_min, &pieces,
-		  &n);
+	ret = cut(proto->l, cand, ncand, rg, nrg, *nworkers, piece_min,
+		  &pieces, &n);
 	if (ret)
 		return ret;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		const struct region *v = pieces ? pieces : rg;
+		struct sweep one = *proto;
+		struct sweep_job job = { .proto = &one, .rg = v };
 
 		if (!pieces) {
 			n = nrg;
-			nworkers = 1;
+			*nworkers = 1;
 		}
 		parts = calloc(n, sizeof(*parts));
 		if (!parts) {
 			ret = -ENOMEM;
 			break;
 		}
-		crew_run(proto, v, parts, n, nworkers);
+		job.parts = parts;
+		one.shared = *nworkers > 1;
+		crew_run(sweep_item, &job, n, *nworkers, 1);
 		ret = 0;
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = parts[i].err;
@@ -992,28 +1041,15 @@ static int sweep_all(const struct sweep *proto, const hi_addr_t *cand,
 		}
 		break;
 	}
-	if (!ret && parts) {
-		sum->runs = calloc(n, sizeof(*sum->runs));
-		if (!sum->runs)
-			ret = -ENOMEM;
+	for (size_t i = 0; parts && i < n && !ret; i++) {
+		sum->bin_chunks += parts[i].bin_chunks;
+		sum->bin_bytes += parts[i].bin_bytes;
+		ret = append_smalls(sum, &parts[i]);
 	}
-	for (size_t i = 0; parts && i < n; i++) {
-		const struct region *v = pieces ? pieces : rg;
-
-		if (!ret) {
-			sum->bin_chunks += parts[i].bin_chunks;
-			sum->bin_bytes += parts[i].bin_bytes;
-			ret = append_smalls(sum, &parts[i]);
-		}
-		if (!ret) {
-			sum->runs[i].start = sum->nf;
-			sum->runs[i].n = parts[i].nf;
-			sum->runs[i].first = v[i].start;
-			sum->nruns = i + 1;
-			ret = append_free(sum, &parts[i]);
-		}
+	if (!ret && parts)
+		ret = free_table(parts, pieces ? pieces : rg, n, ft);
+	for (size_t i = 0; parts && i < n; i++)
 		free_part(&parts[i]);
-	}
 	free(parts);
 	free(pieces);
 	return ret;
@@ -1110,55 +1146,6 @@ static int fastbin_from_table(const struct ptm_layout *l,
 	return 0;
 }
 
-/*
- * Put the table of chunks in bins in address order: each piece's chunks
- * are (pt->runs), and the pieces follow their regions, a non-main arena's
- * heaps (each mapped wherever mmap put it) in the order of their chain.
- * Pieces never overlap.  0 or -ENOMEM.
- */
-static int run_cmp(const void *x, const void *y)
-{
-	const struct run *a = x, *b = y;
-
-	return a->first < b->first ? -1 : a->first > b->first;
-}
-
-static int sort_free(struct part *pt)
-{
-	struct part out = { 0 };
-	int ret = 0;
-
-	for (size_t i = 1; i < pt->nf; i++) {
-		if (pt->fa[i] <= pt->fa[i - 1])
-			goto sort;
-	}
-	return 0;
-sort:
-	qsort(pt->runs, pt->nruns, sizeof(*pt->runs), run_cmp);
-	for (size_t i = 0; i < pt->nruns && !ret; i++) {
-		struct part run = {
-			.fa = pt->fa + pt->runs[i].start,
-			.ffd = pt->ffd + pt->runs[i].start,
-			.fbin = pt->fbin + pt->runs[i].start,
-			.nf = pt->runs[i].n,
-		};
-
-		ret = append_free(&out, &run);
-	}
-	if (ret) {
-		free_part(&out);
-		return ret;
-	}
-	free(pt->fa);
-	free(pt->ffd);
-	free(pt->fbin);
-	pt->fa = out.fa;
-	pt->ffd = out.ffd;
-	pt->fbin = out.fbin;
-	pt->capf = out.capf;
-	return 0;
-}
-
 static int bad_list(struct hi_arena *a, hi_addr_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -1175,134 +1162,392 @@ static int bad_list(struct hi_arena *a, hi_addr_t at, const char *fmt, ...)
 }
 
 /*
- * Where the chunks in bins are, by address: buckets of 2^shift bytes over
- * [lo, hi), each the index of its first chunk in the sorted table.
+ * Where the chunks in bins are, by address: buckets of 2^shift bytes from
+ * lo, each with the number of its first chunk in the table (or of the
+ * next chunk after it), how many it holds, and a key for each of them,
+ * bits 4 to 11 of its address: the 16-byte unit of its page.  Buckets of
+ * a page (shift 12: most heaps) are exact, a key names one chunk.  A
+ * look-up reads one bucket and compares its keys at once, without a branch
+ * that depends on where the chunk is in it: with one (a search chunk by
+ * chunk) the look-ups mispredicted, and each mispredicted branch threw
+ * away the look-ups started after it, which then waited on their cache
+ * misses one after the other (20 to 30 ns a look-up here).
  */
+#define NKEYS 11
+#define SLOW 0xff /* n: search the bucket's chunks by address */
+
+struct bucket {
+	uint32_t first;
+	uint8_t n;
+	uint8_t key[NKEYS];
+};
+
 struct free_index {
-	const hi_addr_t *fa;
-	size_t n;
+	const struct ftable *t;
 	hi_addr_t lo, hi;
 	unsigned shift;
-	uint32_t *first;
+	int exact;
+	struct bucket *b;
 };
 
 #define NOT_FREE UINT32_MAX
 #define HEADER (UINT32_MAX - 256) /* + bin index: a bin's header */
+#define LATER (UINT32_MAX - 1)    /* link_item: look it up at its turn */
 
-static int index_free(const struct part *pt, struct free_index *ix)
+static inline const struct fblock *fblock_of(const struct ftable *t,
+					     uint32_t k)
 {
-	uint64_t nb;
-	size_t k = 0;
+	return t->dir[k >> FBLOCK_SHIFT];
+}
+
+static inline hi_addr_t fc_p(const struct ftable *t, uint32_t k)
+{
+	return fblock_of(t, k)->pb[FSLOT(k)].p;
+}
+
+/*
+ * Fill the buckets in one pass over the table, in address order.  A
+ * bucket of more than NKEYS chunks, or whose chunks are in two pieces'
+ * blocks (the slots left at the end of the first are no chunks), is
+ * searched by address instead; those slots repeat the last chunk's
+ * address, so that the table stays sorted for that search.
+ */
+static int index_free(struct ftable *t, struct free_index *ix)
+{
+	const struct fblock *lb;
+	struct bucket *bkt;
+	uint64_t nb, b = 0;
+	hi_addr_t lo;
+	unsigned shift;
 
 	memset(ix, 0, sizeof(*ix));
-	ix->fa = pt->fa;
-	ix->n = pt->nf;
-	if (pt->nf >= HEADER)
+	ix->t = t;
+	if ((uint64_t)t->ndir * FBLOCK >= HEADER)
 		return -ENOMEM;
-	if (!pt->nf)
+	if (!t->nf)
 		return 0;
-	ix->lo = pt->fa[0];
-	ix->hi = pt->fa[pt->nf - 1] + 1;
-	/* Pages, or larger buckets where the chunks are far apart. */
+	lb = t->dir[t->ndir - 1];
+	ix->lo = t->dir[0]->pb[0].p & ~(hi_addr_t)4095;
+	ix->hi = lb->pb[lb->n - 1].p + 1;
+	/*
+	 * Pages, or larger buckets where the chunks are far apart (a key then
+	 * names a chunk only mostly: a look-up checks the address).
+	 */
 	ix->shift = 12;
-	while (((ix->hi - ix->lo) >> ix->shift) > 4 * (uint64_t)pt->nf + 1024)
+	while (((ix->hi - ix->lo) >> ix->shift) > (uint64_t)t->nf / 2 + 1024)
 		ix->shift++;
+	ix->exact = ix->shift == 12;
 	nb = ((ix->hi - ix->lo) >> ix->shift) + 2;
-	ix->first = malloc(nb * sizeof(*ix->first));
-	if (!ix->first)
+	ix->b = malloc(nb * sizeof(*ix->b));
+	if (!ix->b)
 		return -ENOMEM;
-	for (uint64_t b = 0; b < nb; b++) {
-		hi_addr_t at = ix->lo + (b << ix->shift);
+	/* In registers: the keys' byte stores could alias them. */
+	bkt = ix->b;
+	lo = ix->lo;
+	shift = ix->shift;
+	for (size_t j = 0; j < t->ndir; j++) {
+		struct fblock *bl = t->dir[j];
+		const unsigned n = bl->n;
+		uint32_t k = (uint32_t)(j << FBLOCK_SHIFT);
 
-		while (k < pt->nf && pt->fa[k] < at)
-			k++;
-		ix->first[b] = (uint32_t)k;
+		for (unsigned o = 0; o < n; o++, k++) {
+			hi_addr_t p = bl->pb[o].p;
+			uint64_t at = (p - lo) >> shift;
+			struct bucket *e = &bkt[at];
+
+			for (; b <= at; b++)
+				bkt[b] = (struct bucket){ .first = k };
+			if (e->n == SLOW)
+				continue;
+			if (e->n == NKEYS || e->first + e->n != k)
+				e->n = SLOW;
+			else
+				e->key[e->n++] = (uint8_t)(p >> 4);
+		}
+		for (unsigned o = n; o < FBLOCK; o++)
+			bl->pb[o].p = bl->pb[n - 1].p;
 	}
+	for (; b < nb; b++)
+		bkt[b] = (struct bucket){ .first = (uint32_t)(t->ndir <<
+							      FBLOCK_SHIFT) };
 	return 0;
 }
 
-/* The index of the chunk in a bin at p, or NOT_FREE. */
-static inline uint32_t find_free(const struct free_index *ix, hi_addr_t p)
+/* Bit i: e's key i is key (i < e->n, e->n not SLOW). */
+static inline unsigned key_mask(const struct bucket *e, uint8_t key)
 {
-	uint64_t b;
-	uint32_t k, end;
+	unsigned m;
+#if defined(__SSE2__)
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)e);
 
-	if (p < ix->lo || p >= ix->hi)
-		return NOT_FREE;
-	b = (p - ix->lo) >> ix->shift;
-	for (k = ix->first[b], end = ix->first[b + 1]; k < end; k++) {
-		if (ix->fa[k] == p)
+	m = (unsigned)_mm_movemask_epi8(
+		    _mm_cmpeq_epi8(v, _mm_set1_epi8((char)key))) >> 5;
+#else
+	/*
+	 * The same in plain C: a byte of w ^ k is zero where the key is;
+	 * bit 7 of each such byte, gathered by a multiplication.
+	 */
+	uint64_t w[2], k = key * 0x0101010101010101ull, z[2];
+
+	memcpy(w, e, sizeof(w));
+	for (int i = 0; i < 2; i++) {
+		uint64_t x = w[i] ^ k;
+		uint64_t y = (x & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full;
+
+		z[i] = (~(y | x | 0x7f7f7f7f7f7f7f7full) >> 7) *
+		       0x0102040810204080ull >> 56;
+	}
+	m = (unsigned)(z[0] >> 5 | z[1] << 3);
+#endif
+	return m & ((1u << e->n) - 1);
+}
+
+/* The bucket where p would be, or NULL when p is no chunk's address. */
+static inline const struct bucket *bucket_of(const struct free_index *ix,
+					     hi_addr_t p)
+{
+	if (p - ix->lo >= ix->hi - ix->lo || (p & 15))
+		return NULL;
+	return &ix->b[(p - ix->lo) >> ix->shift];
+}
+
+/* A bucket of SLOW: its chunks by address, by halves while many. */
+static uint32_t find_slow(const struct free_index *ix, const struct bucket *e,
+			  hi_addr_t p)
+{
+	uint32_t k = e->first, end = e[1].first;
+
+	while (end - k > 8) {
+		uint32_t mid = k + (end - k) / 2;
+
+		if (fc_p(ix->t, mid) < p)
+			k = mid + 1;
+		else
+			end = mid + 1;
+	}
+	for (; k < end; k++) {
+		if (fc_p(ix->t, k) == p)
 			return k;
 	}
 	return NOT_FREE;
 }
 
+/* The number of the chunk in a bin at p, or NOT_FREE. */
+static uint32_t find_free(const struct free_index *ix, hi_addr_t p)
+{
+	const struct bucket *e = bucket_of(ix, p);
+
+	if (!e)
+		return NOT_FREE;
+	if (e->n == SLOW)
+		return find_slow(ix, e, p);
+	for (unsigned m = key_mask(e, (uint8_t)(p >> 4)); m; m &= m - 1) {
+		uint32_t k = e->first + (unsigned)__builtin_ctz(m);
+
+		if (ix->exact || fc_p(ix->t, k) == p)
+			return k;
+	}
+	return NOT_FREE;
+}
+
+/* What the check of the links shares out to the crew. */
+struct link_job {
+	const struct ftable *t;
+	const struct free_index *ix;
+	uint32_t *nxt;     /* per chunk: where its fd leads */
+	hi_addr_t b0;      /* bin 1's header, seen as a chunk */
+	unsigned nbins;    /* NBINS: headers 1 to nbins - 1 */
+	hi_addr_t hbk[128]; /* each header's bk */
+	size_t per;        /* blocks per item */
+	uint32_t *bad;     /* per item: the first chunk that fails, NOT_FREE */
+};
+
 /*
- * What walking the bins checks, on the chunks the sweep found in them
- * (pt, sorted by address): every fd is a chunk in a bin or a bin's header
- * and its bk points back (the sum of pt->links and the headers' edges),
- * every list goes from its header back to it through chunks of its size
- * (any size in the unsorted bin), and every chunk in a bin is on one
- * list.  The lists are followed through a table of indexes made in one
- * pass, all at once, so that the misses of one overlap the others'.  A
- * failure sets a's status to -HI_E_CORRUPT with where and why.  Return 0,
- * or -ENOMEM.
+ * Where a chunk's fd leads: the number of a chunk in a bin, HEADER + i for
+ * bin i's header, or NOT_FREE.
  */
-static int check_bins(const struct ptm_layout *l, const struct hi_reader *r,
-		      const unsigned char *st, struct part *pt,
+static uint32_t link_to(const struct link_job *j, hi_addr_t fd)
+{
+	uint32_t k = find_free(j->ix, fd);
+
+	if (k == NOT_FREE && fd - j->b0 < (uint64_t)(j->nbins - 1) * 16 &&
+	    !((fd - j->b0) & 15))
+		k = HEADER + 1 + (uint32_t)((fd - j->b0) / 16);
+	return k;
+}
+
+/* The bk of what link_to found: unlink_chunk's check is that it is p. */
+static inline hi_addr_t link_back(const struct link_job *j, uint32_t k)
+{
+	if (k >= HEADER)
+		return j->hbk[k - HEADER];
+	return fblock_of(j->t, k)->pb[FSLOT(k)].bk;
+}
+
+/* How far ahead link_item looks up the chunks it will check. */
+#define LINK_AHEAD 16
+
+/*
+ * Item i: the links of blocks [i * per, (i + 1) * per), up to the first
+ * that fails.  The chunks fd leads to lie anywhere in the table: each is
+ * looked up in its bucket LINK_AHEAD chunks ahead of its turn and asked
+ * for then, so that the misses on it overlap; the turn checks its bk (and
+ * its address where the keys do not name one chunk), and looks up in
+ * full what the bucket did not tell (a header, a bucket of SLOW).  Looked
+ * up at their turn, one after the other, they took twice as long.
+ */
+static void link_item(void *arg, size_t i, unsigned char *buf)
+{
+	struct link_job *j = arg;
+	const struct free_index *ix = j->ix;
+	/* In registers: nxt's stores could alias them for the compiler. */
+	struct fblock *const *dir = j->t->dir;
+	const struct bucket *bkt = ix->b;
+	const hi_addr_t lo = ix->lo, span = ix->hi - ix->lo;
+	const unsigned shift = ix->shift;
+	const int exact = ix->exact;
+	size_t end = (i + 1) * j->per;
+	uint32_t guess[LINK_AHEAD];
+
+	(void)buf;
+	j->bad[i] = NOT_FREE;
+	if (end > j->t->ndir)
+		end = j->t->ndir;
+	for (size_t d = i * j->per; d < end; d++) {
+		const struct fblock *bl = dir[d];
+		const unsigned n = bl->n;
+		uint32_t *nxt = j->nxt + (d << FBLOCK_SHIFT);
+
+		for (unsigned o = 0; o < n + LINK_AHEAD; o++) {
+			uint32_t k;
+
+			if (o >= LINK_AHEAD) {
+				unsigned q = o - LINK_AHEAD;
+				hi_addr_t fd = bl->fd[q];
+
+				k = guess[q % LINK_AHEAD];
+				if (k == LATER ||
+				    (!exact &&
+				     dir[k >> FBLOCK_SHIFT]->pb[FSLOT(k)].p != fd))
+					k = link_to(j, fd);
+				nxt[q] = k;
+				if (k == NOT_FREE ||
+				    link_back(j, k) != bl->pb[q].p) {
+					j->bad[i] = (uint32_t)(d << FBLOCK_SHIFT) +
+						    q;
+					return;
+				}
+			}
+			if (o < n) {
+				hi_addr_t fd = bl->fd[o];
+				const struct bucket *e;
+				unsigned m;
+
+				k = LATER;
+				if (fd - lo < span && !(fd & 15)) {
+					e = &bkt[(fd - lo) >> shift];
+					if (e->n != SLOW &&
+					    (m = key_mask(e, (uint8_t)(fd >> 4)))) {
+						k = e->first +
+						    (unsigned)__builtin_ctz(m);
+						__builtin_prefetch(
+							&dir[k >> FBLOCK_SHIFT]
+								 ->pb[FSLOT(k)]);
+					}
+				}
+				guess[o % LINK_AHEAD] = k;
+			}
+		}
+	}
+}
+
+/*
+ * Below this many chunks in bins, one thread checks their links (unless
+ * the tests force threads, sweep_workers).
+ */
+#define LINK_SPLIT_MIN 16384
+
+/*
+ * Fewer chunks are on the lists than in bins: name one that is on none
+ * (a corrupt heap only, so the lists are walked once more, marking).
+ */
+static int no_list(const struct ptm_layout *l, const unsigned char *st,
+		   const struct link_job *j, struct hi_arena *a)
+{
+	const struct ftable *t = j->t;
+
+	for (unsigned i = 1; i < j->nbins; i++) {
+		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
+		uint32_t k = fd == j->b0 + (i - 1) * 16 ? NOT_FREE
+							 : find_free(j->ix, fd);
+
+		for (; k < HEADER; k = j->nxt[k])
+			t->dir[k >> FBLOCK_SHIFT]->bin[FSLOT(k)] |= 0x80;
+	}
+	for (size_t d = 0; d < t->ndir; d++) {
+		const struct fblock *bl = t->dir[d];
+
+		for (unsigned o = 0; o < bl->n; o++) {
+			if (!(bl->bin[o] & 0x80))
+				return bad_list(a, bl->pb[o].p, "free chunk "
+						HI_PRIxADDR " is on no bin's "
+						"list", bl->pb[o].p);
+		}
+	}
+	return bad_list(a, a->addr, "the lists hold fewer chunks than the "
+			"bins");
+}
+
+/*
+ * What walking the bins checks, on the chunks the sweep found in them (t,
+ * in address order), without following the links one read at a time:
+ * every fd is a chunk in a bin or a bin's header whose bk points back (as
+ * unlink_chunk checks; over all chunks and headers, fd is then one-to-one
+ * and bk its inverse), every list goes from its header back to it through
+ * chunks of its bin's size (any size in the unsorted bin), and every chunk
+ * in a bin is on one list.  Where each fd leads is found in one pass of
+ * independent look-ups, shared out to the sweep's threads (nworkers)
+ * from split_min chunks; then the lists are followed through that table,
+ * all at once.  A failure sets a's status to -HI_E_CORRUPT with where and
+ * why.  Return 0, or -ENOMEM.
+ */
+static int check_bins(const struct ptm_layout *l, const unsigned char *st,
+		      struct ftable *t, unsigned nworkers, size_t split_min,
 		      struct hi_arena *a)
 {
-	unsigned nbins = (unsigned)(l->bins.count / 2 + 1);
-	hi_addr_t b0 = a->addr + l->bins.off - l->c_fd.off;
-	uint64_t links = pt->links;
+	struct link_job j = {
+		.t = t,
+		.nbins = (unsigned)(l->bins.count / 2 + 1),
+		.b0 = a->addr + l->bins.off - l->c_fd.off,
+	};
 	struct free_index ix;
-	uint32_t *nxt = NULL, cur[128], end[128];
-	size_t visited = 0, *pred = NULL;
+	uint32_t cur[128], end[128], worst = NOT_FREE;
+	size_t visited = 0, nitems = 1;
 	unsigned nact = 0;
 	int ret;
 
-	if (nbins > 128)
+	if (j.nbins > 128)
 		return bad_list(a, a->addr, "more bins than glibc has");
-	for (unsigned i = 1; i < nbins; i++) {
-		hi_addr_t b = b0 + (i - 1) * 16;
-		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
-		hi_addr_t bk = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2 + 1);
-
-		links += link_edge(b, fd) - link_edge(bk, b);
-	}
-	ret = index_free(pt, &ix);
+	ret = index_free(t, &ix);
 	if (ret)
 		return ret;
-	nxt = malloc((pt->nf ? pt->nf : 1) * sizeof(*nxt));
-	if (!nxt) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* Where each fd leads: one pass, the look-ups independent. */
-	for (size_t i = 0; i < pt->nf; i++) {
-		hi_addr_t fd = pt->ffd[i];
-		uint32_t k = find_free(&ix, fd);
-
-		if (k == NOT_FREE && fd - b0 < (uint64_t)(nbins - 1) * 16 &&
-		    !((fd - b0) & 15))
-			k = HEADER + 1 + (uint32_t)((fd - b0) / 16);
-		if (k == NOT_FREE) {
-			ret = bad_list(a, pt->fa[i], "chunk " HI_PRIxADDR " in "
-				       "a bin: its fd " HI_PRIxADDR " is "
-				       "neither a free chunk nor a bin",
-				       pt->fa[i], fd);
-			goto out;
-		}
-		nxt[i] = k;
-	}
-	/* Every list from its header, side by side. */
-	for (unsigned i = 1; i < nbins; i++) {
-		hi_addr_t b = b0 + (i - 1) * 16;
+	j.ix = &ix;
+	for (unsigned i = 1; i < j.nbins; i++)
+		j.hbk[i] = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2 + 1);
+	/* Every header: its fd leads to a chunk whose bk is the header. */
+	for (unsigned i = 1; i < j.nbins; i++) {
+		hi_addr_t b = j.b0 + (i - 1) * 16;
 		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
 		uint32_t k;
 
-		if (fd == b)
-			continue;
+		if (fd == b) {
+			if (j.hbk[i] == b)
+				continue;
+			ret = bad_list(a, b, "%s %u: its fd is its header, its "
+				       "bk " HI_PRIxADDR, i == 1 ? "unsorted "
+				       "bin" : "bin", i, j.hbk[i]);
+			goto out;
+		}
 		k = find_free(&ix, fd);
 		if (k == NOT_FREE) {
 			ret = bad_list(a, fd, "%s %u: chunk " HI_PRIxADDR " is "
@@ -1310,102 +1555,100 @@ static int check_bins(const struct ptm_layout *l, const struct hi_reader *r,
 				       "bin", i, fd);
 			goto out;
 		}
+		if (link_back(&j, k) != b) {
+			ret = bad_list(a, fd, "chunk " HI_PRIxADDR " in a bin: "
+				       "its bk " HI_PRIxADDR " does not point "
+				       "back at bin %u's header", fd,
+				       link_back(&j, k), i);
+			goto out;
+		}
 		cur[nact] = k;
 		end[nact++] = i;
 	}
-	while (nact) {
-		for (unsigned j = 0; j < nact;) {
-			uint32_t k = cur[j], n;
-			unsigned i = end[j];
-
-			if (pt->fbin[k] & 0x80) {
-				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
-					       HI_PRIxADDR " is on a list "
-					       "twice, or on two", i,
-					       pt->fa[k]);
-				goto out;
-			}
-			if (i > 1 && pt->fbin[k] != i) {
-				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
-					       HI_PRIxADDR " belongs to bin "
-					       "%u by its size", i, pt->fa[k],
-					       pt->fbin[k]);
-				goto out;
-			}
-			pt->fbin[k] |= 0x80;
-			visited++;
-			n = nxt[k];
-			if (n < HEADER) {
-				cur[j++] = n;
-				continue;
-			}
-			if (n - HEADER != i) {
-				ret = bad_list(a, pt->fa[k], "bin %u: chunk "
-					       HI_PRIxADDR " leads to bin %u",
-					       i, pt->fa[k], n - HEADER);
-				goto out;
-			}
-			/* At its header again: the list is done. */
-			cur[j] = cur[--nact];
-			end[j] = end[nact];
-		}
-	}
-	for (size_t i = 0; i < pt->nf; i++) {
-		if (!(pt->fbin[i] & 0x80)) {
-			ret = bad_list(a, pt->fa[i], "free chunk " HI_PRIxADDR
-				       " is on no bin's list", pt->fa[i]);
-			goto out;
-		}
-	}
-	if (!links) {
-		ret = 0;
-		goto out;
-	}
-	/*
-	 * Every fd is right, some bk is not: find it (a corrupt heap only,
-	 * so a read per chunk).  Each chunk's bk must be what leads to it.
-	 */
-	pred = malloc((pt->nf ? pt->nf : 1) * sizeof(*pred));
-	if (!pred) {
+	/* Where each fd leads, and that it points back: one pass. */
+	if (nworkers > 1 && t->nf >= split_min)
+		nitems = (size_t)nworkers * PIECES_PER_WORKER;
+	j.per = (t->ndir + nitems - 1) / nitems;
+	j.nxt = malloc(((t->ndir ? t->ndir : 1) << FBLOCK_SHIFT) *
+		       sizeof(*j.nxt));
+	j.bad = malloc(nitems * sizeof(*j.bad));
+	if (!j.nxt || !j.bad) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < pt->nf; i++) {
-		if (nxt[i] < HEADER)
-			pred[nxt[i]] = i;
-	}
-	for (unsigned i = 1; i < nbins; i++) {
-		hi_addr_t b = b0 + (i - 1) * 16;
-		hi_addr_t fd = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2);
-		uint32_t k = fd == b ? NOT_FREE : find_free(&ix, fd);
+	crew_run(link_item, &j, nitems, nitems > 1 ? nworkers : 1, 0);
+	for (size_t i = 0; i < nitems; i++)
+		worst = j.bad[i] < worst ? j.bad[i] : worst;
+	if (worst != NOT_FREE) {
+		const struct fblock *bl = fblock_of(t, worst);
+		hi_addr_t p = bl->pb[FSLOT(worst)].p, fd = bl->fd[FSLOT(worst)];
+		uint32_t k = link_to(&j, fd);
 
-		if (k != NOT_FREE)
-			pred[k] = SIZE_MAX - i;
+		if (k == NOT_FREE)
+			ret = bad_list(a, p, "chunk " HI_PRIxADDR " in a bin: "
+				       "its fd " HI_PRIxADDR " is neither a "
+				       "free chunk nor a bin", p, fd);
+		else if (k >= HEADER)
+			ret = bad_list(a, p, "chunk " HI_PRIxADDR " in a bin: "
+				       "its fd is bin %u's header, whose bk "
+				       HI_PRIxADDR " does not point back at "
+				       "it", p, k - HEADER, link_back(&j, k));
+		else
+			ret = bad_list(a, fd, "chunk " HI_PRIxADDR " in a bin: "
+				       "its bk " HI_PRIxADDR " does not point "
+				       "back at " HI_PRIxADDR, fd,
+				       link_back(&j, k), p);
+		goto out;
 	}
-	for (size_t k = 0; k < pt->nf; k++) {
-		unsigned char w[8];
-		hi_addr_t want = pred[k] >= SIZE_MAX - 128
-					 ? b0 + (SIZE_MAX - pred[k] - 1) * 16
-					 : pt->fa[pred[k]];
-		uint64_t bk;
+	/*
+	 * Every list from its header, side by side.  fd is one-to-one now:
+	 * each list comes back to a header without meeting a chunk twice,
+	 * and the lists never share one, so that counting the chunks they
+	 * meet tells whether every chunk is on one.
+	 */
+	while (nact) {
+		for (unsigned q = 0; q < nact;) {
+			uint32_t k = cur[q], n;
+			unsigned i = end[q];
+			const struct fblock *bl = fblock_of(t, k);
 
-		if (hi_read(r, pt->fa[k] + l->c_bk.off, w, 8))
-			continue;
-		memcpy(&bk, w, 8);
-		if (bk != want) {
-			ret = bad_list(a, pt->fa[k], "chunk " HI_PRIxADDR " in a "
-				       "bin: its bk " HI_PRIxADDR " does not "
-				       "point back at " HI_PRIxADDR,
-				       pt->fa[k], bk, want);
-			goto out;
+			if (i > 1 && bl->bin[FSLOT(k)] != i) {
+				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u: "
+					       "chunk " HI_PRIxADDR " belongs "
+					       "to bin %u by its size", i,
+					       bl->pb[FSLOT(k)].p,
+					       bl->bin[FSLOT(k)]);
+				goto out;
+			}
+			/* A bound on heapinspect's own logic, not the heap. */
+			if (++visited > t->nf) {
+				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u "
+					       "loops", i);
+				goto out;
+			}
+			n = j.nxt[k];
+			if (n < HEADER) {
+				cur[q++] = n;
+				continue;
+			}
+			if (n - HEADER != i) {
+				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u: "
+					       "chunk " HI_PRIxADDR " leads to "
+					       "bin %u", i, bl->pb[FSLOT(k)].p,
+					       n - HEADER);
+				goto out;
+			}
+			/* At its header again: the list is done. */
+			cur[q] = cur[--nact];
+			end[q] = end[nact];
 		}
 	}
-	ret = bad_list(a, a->addr, "a bin's last chunk is not the one its bk "
-		       "points at");
+	if (visited != t->nf)
+		ret = no_list(l, st, &j, a);
 out:
-	free(pred);
-	free(nxt);
-	free(ix.first);
+	free(j.bad);
+	free(j.nxt);
+	free(ix.b);
 	return ret;
 }
 
@@ -1520,6 +1763,7 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 	struct sweep sw = { .l = l, .r = r };
 	struct small_index ix = { 0 };
 	struct part sum = { 0 };
+	struct ftable ft = { 0 };
 	struct region *rg = NULL;
 	hi_addr_t *cand = NULL, (*ro)[2] = NULL;
 	size_t nrg = 0, ncand = 0;
@@ -1538,7 +1782,6 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 
 	if (l->c_size.size != 8 || l->c_fd.size != 8 || !l->flags.size)
 		return -ENOTSUP;
-	pthread_once(&link_once, link_key_init);
 	for (uint64_t i = 0; i < l->fastbins.count && i < 64; i++) {
 		struct ptm_field e = {
 			.off = l->fastbins.off + i * l->ptr_size,
@@ -1619,14 +1862,12 @@ int ptm_sweep(const struct ptm_layout *l, const struct ptm_where *w,
 			goto out;
 		}
 	}
-	ret = sweep_all(&sw, cand, ncand, rg, nrg, nworkers, piece_min, &sum);
+	ret = sweep_all(&sw, cand, ncand, rg, nrg, &nworkers, piece_min, &sum,
+			&ft);
 	if (ret)
 		goto out;
-	/* The table sorted: a non-main arena's heaps come last first. */
-	ret = sort_free(&sum);
-	if (ret)
-		goto out;
-	ret = check_bins(l, r, st, &sum, a);
+	ret = check_bins(l, st, &ft, nworkers,
+			 piece_min < PIECE_MIN ? 1 : LINK_SPLIT_MIN, a);
 	if (ret || a->status)
 		goto out;
 	a->bin_chunks += sum.bin_chunks;
@@ -1657,6 +1898,7 @@ out:
 		a->fast_chunks = a->fast_bytes = 0;
 	}
 	free_part(&sum);
+	free_ftable(&ft);
 	free(cand);
 	free(ro);
 	free(rg);
