@@ -3,8 +3,9 @@
 # (as root): the compiler and CMake, elfutils and jansson, glibc's debug
 # information (libc6-dbg, matching the installed libc6), the tools the
 # tests drive (promtool from prometheus checks the OpenMetrics file,
-# rsvg-convert from librsvg2-bin renders the plot), and clang with its
-# libFuzzer runtime for the fuzz targets.  Safe to run again.
+# rsvg-convert from librsvg2-bin renders the plot, postgresql is the real
+# pre-forking server of live.postgres), and clang with its libFuzzer
+# runtime for the fuzz targets.  Safe to run again.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
 	echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
@@ -17,6 +18,6 @@ apt-get install -y -q --no-install-recommends \
 	libdw-dev libelf-dev libjansson-dev \
 	libc6-dbg \
 	python3 util-linux libjemalloc2 \
-	prometheus librsvg2-bin \
+	prometheus librsvg2-bin postgresql \
 	debuginfod libarchive-tools \
 	apt dpkg-dev binutils tar ca-certificates debian-archive-keyring
