@@ -1188,6 +1188,7 @@ struct free_index {
 	unsigned shift;
 	int exact;
 	struct bucket *b;
+	uint64_t nb;
 };
 
 #define NOT_FREE UINT32_MAX
@@ -1206,19 +1207,12 @@ static inline hi_addr_t fc_p(const struct ftable *t, uint32_t k)
 }
 
 /*
- * Fill the buckets in one pass over the table, in address order.  A
- * bucket of more than NKEYS chunks, or whose chunks are in two pieces'
- * blocks (the slots left at the end of the first are no chunks), is
- * searched by address instead; those slots repeat the last chunk's
- * address, so that the table stays sorted for that search.
+ * Size the index of t and allocate its buckets (index_item fills them).
+ * 0 or -ENOMEM.
  */
-static int index_free(struct ftable *t, struct free_index *ix)
+static int index_free(const struct ftable *t, struct free_index *ix)
 {
 	const struct fblock *lb;
-	struct bucket *bkt;
-	uint64_t nb, b = 0;
-	hi_addr_t lo;
-	unsigned shift;
 
 	memset(ix, 0, sizeof(*ix));
 	ix->t = t;
@@ -1237,40 +1231,20 @@ static int index_free(struct ftable *t, struct free_index *ix)
 	while (((ix->hi - ix->lo) >> ix->shift) > (uint64_t)t->nf / 2 + 1024)
 		ix->shift++;
 	ix->exact = ix->shift == 12;
-	nb = ((ix->hi - ix->lo) >> ix->shift) + 2;
-	ix->b = malloc(nb * sizeof(*ix->b));
-	if (!ix->b)
-		return -ENOMEM;
-	/* In registers: the keys' byte stores could alias them. */
-	bkt = ix->b;
-	lo = ix->lo;
-	shift = ix->shift;
-	for (size_t j = 0; j < t->ndir; j++) {
-		struct fblock *bl = t->dir[j];
-		const unsigned n = bl->n;
-		uint32_t k = (uint32_t)(j << FBLOCK_SHIFT);
+	ix->nb = ((ix->hi - ix->lo) >> ix->shift) + 2;
+	ix->b = malloc(ix->nb * sizeof(*ix->b));
+	return ix->b ? 0 : -ENOMEM;
+}
 
-		for (unsigned o = 0; o < n; o++, k++) {
-			hi_addr_t p = bl->pb[o].p;
-			uint64_t at = (p - lo) >> shift;
-			struct bucket *e = &bkt[at];
-
-			for (; b <= at; b++)
-				bkt[b] = (struct bucket){ .first = k };
-			if (e->n == SLOW)
-				continue;
-			if (e->n == NKEYS || e->first + e->n != k)
-				e->n = SLOW;
-			else
-				e->key[e->n++] = (uint8_t)(p >> 4);
-		}
-		for (unsigned o = n; o < FBLOCK; o++)
-			bl->pb[o].p = bl->pb[n - 1].p;
-	}
-	for (; b < nb; b++)
-		bkt[b] = (struct bucket){ .first = (uint32_t)(t->ndir <<
-							      FBLOCK_SHIFT) };
-	return 0;
+/* Add chunk k at p to bucket e, or make e SLOW. */
+static inline void index_add(struct bucket *e, uint32_t k, hi_addr_t p)
+{
+	if (e->n == SLOW)
+		return;
+	if (e->n == NKEYS || e->first + e->n != k)
+		e->n = SLOW;
+	else
+		e->key[e->n++] = (uint8_t)(p >> 4);
 }
 
 /* Bit i: e's key i is key (i < e->n, e->n not SLOW). */
@@ -1361,6 +1335,70 @@ struct link_job {
 	size_t per;        /* blocks per item */
 	uint32_t *bad;     /* per item: the first chunk that fails, NOT_FREE */
 };
+
+/*
+ * Item i of the index: the buckets of blocks [i * per, (i + 1) * per), in
+ * one pass in address order.  A bucket is filled by the item that holds
+ * its first chunk, which goes on into the next items' blocks for the rest
+ * of it (they leave it alone), or, when empty, by the item of the next
+ * chunk after it; the buckets after the last chunk, by check_bins.  The
+ * slots left in a piece's last block repeat its last chunk's address, so
+ * that the table stays sorted for find_slow.
+ */
+static void index_item(void *arg, size_t i, unsigned char *buf)
+{
+	const struct link_job *j = arg;
+	struct fblock *const *dir = j->t->dir;
+	/* In registers: the keys' byte stores could alias them. */
+	struct bucket *const bkt = j->ix->b;
+	const hi_addr_t lo = j->ix->lo;
+	const unsigned shift = j->ix->shift;
+	size_t d = i * j->per, end = (i + 1) * j->per, ndir = j->t->ndir;
+	uint64_t b = 0, from;
+
+	(void)buf;
+	if (end > ndir)
+		end = ndir;
+	if (d >= end)
+		return;
+	if (d > 0) {
+		const struct fblock *prev = dir[d - 1];
+
+		b = ((prev->pb[prev->n - 1].p - lo) >> shift) + 1;
+	}
+	from = b;
+	for (; d < end; d++) {
+		struct fblock *bl = dir[d];
+		const unsigned n = bl->n;
+		uint32_t k = (uint32_t)(d << FBLOCK_SHIFT);
+
+		for (unsigned o = 0; o < n; o++, k++) {
+			hi_addr_t p = bl->pb[o].p;
+			uint64_t at = (p - lo) >> shift;
+
+			if (at < from)
+				continue; /* the previous item's bucket */
+			for (; b <= at; b++)
+				bkt[b] = (struct bucket){ .first = k };
+			index_add(&bkt[at], k, p);
+		}
+		for (unsigned o = n; o < FBLOCK; o++)
+			bl->pb[o].p = bl->pb[n - 1].p;
+	}
+	/* The rest of the last bucket begun here. */
+	for (; b > from && d < ndir; d++) {
+		const struct fblock *bl = dir[d];
+		uint32_t k = (uint32_t)(d << FBLOCK_SHIFT);
+
+		for (unsigned o = 0; o < bl->n; o++, k++) {
+			hi_addr_t p = bl->pb[o].p;
+
+			if (((p - lo) >> shift) != b - 1)
+				return;
+			index_add(&bkt[b - 1], k, p);
+		}
+	}
+}
 
 /*
  * Where a chunk's fd leads: the number of a chunk in a bin, HEADER + i for
@@ -1498,6 +1536,69 @@ static int no_list(const struct ptm_layout *l, const unsigned char *st,
 			"bins");
 }
 
+/* The lists followed through the look-ups' table, shared out. */
+struct walk_job {
+	const struct ftable *t;
+	const uint32_t *nxt;
+	uint32_t first[128]; /* list q: its first chunk */
+	unsigned bin[128];   /* list q: its bin */
+	unsigned nlists;
+	size_t nitems;
+	size_t *met;         /* per item: the chunks its lists met */
+	/* per list: where it failed (NOT_FREE: it did not), and how */
+	uint32_t bad[128];
+	unsigned to[128];    /* the bin it led to, or 0: a size of another */
+};
+
+/*
+ * Item i: lists i, i + nitems, ... side by side, so that the misses of one
+ * overlap the others'.  fd is one-to-one: each list comes back to a
+ * header without meeting a chunk twice, and the lists never share one, so
+ * that counting the chunks they meet tells whether every chunk in a bin is
+ * on one; no marks, nothing written but the item's own results.
+ */
+static void walk_item(void *arg, size_t i, unsigned char *buf)
+{
+	struct walk_job *w = arg;
+	struct fblock *const *dir = w->t->dir;
+	uint32_t cur[128];
+	unsigned lst[128], nact = 0;
+	size_t met = 0;
+
+	(void)buf;
+	for (size_t q = i; q < w->nlists; q += w->nitems) {
+		cur[nact] = w->first[q];
+		lst[nact++] = (unsigned)q;
+	}
+	while (nact) {
+		for (unsigned a = 0; a < nact;) {
+			uint32_t k = cur[a], n;
+			unsigned q = lst[a], b = w->bin[q];
+			unsigned own = dir[k >> FBLOCK_SHIFT]->bin[FSLOT(k)];
+
+			n = w->nxt[k];
+			/* A bound on heapinspect's own logic, not the heap. */
+			if (++met > w->t->nf) {
+				w->bad[q] = k;
+				w->to[q] = b;
+			} else if (b > 1 && own != b) {
+				w->bad[q] = k;
+				w->to[q] = 0;
+			} else if (n < HEADER) {
+				cur[a++] = n;
+				continue;
+			} else if (n - HEADER != b) {
+				w->bad[q] = k;
+				w->to[q] = n - HEADER;
+			}
+			/* At a header, or failed: the list is done. */
+			cur[a] = cur[--nact];
+			lst[a] = lst[nact];
+		}
+	}
+	w->met[i] = met;
+}
+
 /*
  * What walking the bins checks, on the chunks the sweep found in them (t,
  * in address order), without following the links one read at a time:
@@ -1505,11 +1606,11 @@ static int no_list(const struct ptm_layout *l, const unsigned char *st,
  * unlink_chunk checks; over all chunks and headers, fd is then one-to-one
  * and bk its inverse), every list goes from its header back to it through
  * chunks of its bin's size (any size in the unsorted bin), and every chunk
- * in a bin is on one list.  Where each fd leads is found in one pass of
- * independent look-ups, shared out to the sweep's threads (nworkers)
- * from split_min chunks; then the lists are followed through that table,
- * all at once.  A failure sets a's status to -HI_E_CORRUPT with where and
- * why.  Return 0, or -ENOMEM.
+ * in a bin is on one list.  An index is made of the chunks, where each fd
+ * leads is found in one pass of independent look-ups, then the lists are
+ * followed through that table: each step shared out to the sweep's
+ * threads (nworkers) from split_min chunks.  A failure sets a's status to
+ * -HI_E_CORRUPT with where and why.  Return 0, or -ENOMEM.
  */
 static int check_bins(const struct ptm_layout *l, const unsigned char *st,
 		      struct ftable *t, unsigned nworkers, size_t split_min,
@@ -1520,10 +1621,11 @@ static int check_bins(const struct ptm_layout *l, const unsigned char *st,
 		.nbins = (unsigned)(l->bins.count / 2 + 1),
 		.b0 = a->addr + l->bins.off - l->c_fd.off,
 	};
+	struct walk_job *w = NULL;
 	struct free_index ix;
-	uint32_t cur[128], end[128], worst = NOT_FREE;
-	size_t visited = 0, nitems = 1;
-	unsigned nact = 0;
+	uint32_t worst = NOT_FREE;
+	size_t met = 0, nitems = 1;
+	unsigned nact = 0, nw;
 	int ret;
 
 	if (j.nbins > 128)
@@ -1532,6 +1634,29 @@ static int check_bins(const struct ptm_layout *l, const unsigned char *st,
 	if (ret)
 		return ret;
 	j.ix = &ix;
+	if (nworkers > 1 && t->nf >= split_min)
+		nitems = (size_t)nworkers * PIECES_PER_WORKER;
+	nw = nitems > 1 ? nworkers : 1;
+	j.per = (t->ndir + nitems - 1) / nitems;
+	j.nxt = malloc(((t->ndir ? t->ndir : 1) << FBLOCK_SHIFT) *
+		       sizeof(*j.nxt));
+	j.bad = malloc(nitems * sizeof(*j.bad));
+	w = calloc(1, sizeof(*w));
+	if (w)
+		w->met = calloc(nitems, sizeof(*w->met));
+	if (!j.nxt || !j.bad || !w || !w->met) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (t->nf) {
+		const struct fblock *lb = t->dir[t->ndir - 1];
+
+		crew_run(index_item, &j, nitems, nw, 0);
+		for (uint64_t b = ((lb->pb[lb->n - 1].p - ix.lo) >> ix.shift) + 1;
+		     b < ix.nb; b++)
+			ix.b[b] = (struct bucket){
+				.first = (uint32_t)(t->ndir << FBLOCK_SHIFT) };
+	}
 	for (unsigned i = 1; i < j.nbins; i++)
 		j.hbk[i] = ptm_get_elem(st, &l->bins, 8, (i - 1) * 2 + 1);
 	/* Every header: its fd leads to a chunk whose bk is the header. */
@@ -1562,21 +1687,12 @@ static int check_bins(const struct ptm_layout *l, const unsigned char *st,
 				       link_back(&j, k), i);
 			goto out;
 		}
-		cur[nact] = k;
-		end[nact++] = i;
+		w->first[nact] = k;
+		w->bin[nact] = i;
+		w->bad[nact++] = NOT_FREE;
 	}
 	/* Where each fd leads, and that it points back: one pass. */
-	if (nworkers > 1 && t->nf >= split_min)
-		nitems = (size_t)nworkers * PIECES_PER_WORKER;
-	j.per = (t->ndir + nitems - 1) / nitems;
-	j.nxt = malloc(((t->ndir ? t->ndir : 1) << FBLOCK_SHIFT) *
-		       sizeof(*j.nxt));
-	j.bad = malloc(nitems * sizeof(*j.bad));
-	if (!j.nxt || !j.bad) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	crew_run(link_item, &j, nitems, nitems > 1 ? nworkers : 1, 0);
+	crew_run(link_item, &j, nitems, nw, 0);
 	for (size_t i = 0; i < nitems; i++)
 		worst = j.bad[i] < worst ? j.bad[i] : worst;
 	if (worst != NOT_FREE) {
@@ -1600,52 +1716,40 @@ static int check_bins(const struct ptm_layout *l, const unsigned char *st,
 				       link_back(&j, k), p);
 		goto out;
 	}
-	/*
-	 * Every list from its header, side by side.  fd is one-to-one now:
-	 * each list comes back to a header without meeting a chunk twice,
-	 * and the lists never share one, so that counting the chunks they
-	 * meet tells whether every chunk is on one.
-	 */
-	while (nact) {
-		for (unsigned q = 0; q < nact;) {
-			uint32_t k = cur[q], n;
-			unsigned i = end[q];
-			const struct fblock *bl = fblock_of(t, k);
+	/* Every list from its header. */
+	w->t = t;
+	w->nxt = j.nxt;
+	w->nlists = nact;
+	w->nitems = nitems;
+	crew_run(walk_item, w, nitems, nw, 0);
+	for (unsigned q = 0; q < nact; q++) {
+		const struct fblock *bl;
+		hi_addr_t p;
 
-			if (i > 1 && bl->bin[FSLOT(k)] != i) {
-				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u: "
-					       "chunk " HI_PRIxADDR " belongs "
-					       "to bin %u by its size", i,
-					       bl->pb[FSLOT(k)].p,
-					       bl->bin[FSLOT(k)]);
-				goto out;
-			}
-			/* A bound on heapinspect's own logic, not the heap. */
-			if (++visited > t->nf) {
-				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u "
-					       "loops", i);
-				goto out;
-			}
-			n = j.nxt[k];
-			if (n < HEADER) {
-				cur[q++] = n;
-				continue;
-			}
-			if (n - HEADER != i) {
-				ret = bad_list(a, bl->pb[FSLOT(k)].p, "bin %u: "
-					       "chunk " HI_PRIxADDR " leads to "
-					       "bin %u", i, bl->pb[FSLOT(k)].p,
-					       n - HEADER);
-				goto out;
-			}
-			/* At its header again: the list is done. */
-			cur[q] = cur[--nact];
-			end[q] = end[nact];
-		}
+		if (w->bad[q] == NOT_FREE)
+			continue;
+		bl = fblock_of(t, w->bad[q]);
+		p = bl->pb[FSLOT(w->bad[q])].p;
+		if (!w->to[q])
+			ret = bad_list(a, p, "bin %u: chunk " HI_PRIxADDR
+				       " belongs to bin %u by its size",
+				       w->bin[q], p, bl->bin[FSLOT(w->bad[q])]);
+		else if (w->to[q] == w->bin[q])
+			ret = bad_list(a, p, "bin %u loops", w->bin[q]);
+		else
+			ret = bad_list(a, p, "bin %u: chunk " HI_PRIxADDR
+				       " leads to bin %u", w->bin[q], p,
+				       w->to[q]);
+		goto out;
 	}
-	if (visited != t->nf)
+	for (size_t i = 0; i < nitems; i++)
+		met += w->met[i];
+	if (met != t->nf)
 		ret = no_list(l, st, &j, a);
 out:
+	if (w)
+		free(w->met);
+	free(w);
 	free(j.bad);
 	free(j.nxt);
 	free(ix.b);
