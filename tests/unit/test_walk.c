@@ -868,6 +868,31 @@ static void test_sweep_lists(int safe_linking)
 	put64(b64 + 16, f);
 	walk_all(&l, &e, 1, "a chunk on another bin's list");
 
+	/* Alone in bin 20, which its size is not: the list's first chunk. */
+	build_n(&l, &e, 0);
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	put64(f + 16, bin_at(&l, 20));
+	put64(f + 24, bin_at(&l, 20));
+	put64(bin_at(&l, 20) + 16, f);
+	put64(bin_at(&l, 20) + 24, f);
+	walk_all(&l, &e, 1, "a chunk alone on another bin's list");
+
+	/* At the end of bin 64's list, after its own chunks. */
+	build_n(&l, &e, 0);
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	g = get64(b64 + 24);
+	put64(g + 16, f);
+	put64(f + 24, g);
+	put64(f + 16, b64);
+	put64(b64 + 24, f);
+	walk_all(&l, &e, 1, "a chunk at the end of another bin's list");
+
 	/* Bins 10 and 64 made one ring: b10 -> .. -> b64 -> .. -> b10. */
 	build_n(&l, &e, 0);
 	f = get64(b10 + 24);
