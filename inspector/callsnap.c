@@ -98,8 +98,13 @@ int hi_snapshot_by_call(const struct hi_snapshot_opts *o,
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &s->when);
 	s->attempts = s->call.attempts;
-	/* c.located: the layout, proven in this stop where it needs it. */
-	if (c.located) {
+	/*
+	 * Read only addresses that were proven in this stop (c.located):
+	 * those of a layout cache entry or of the built-in tables that
+	 * failed their checks are not glibc's, or not known to be.
+	 */
+	located = c.located;
+	if (located) {
 		ret = ops->read(ctx, 1, &s->heap);
 		if (ret == -HI_E_CORRUPT && !unchecked) {
 			/* The ring of arenas itself: heap.why says where. */

@@ -310,12 +310,18 @@ static void preverify(pid_t pid, struct hi_alloc_ctx *ctx,
  * held (a block of the reader's cache, a window, a table) costs a page
  * fault, about 1.4 us here, and a 10k-chunk heap took 250 of them in a
  * 1.5 ms read.  Large blocks stay in heapinspect's heap rather than in
- * mappings of their own, and freed memory is not given back, so that the
+ * mappings of their own, freed memory is not given back, and the sweep's
+ * helper threads allocate from that heap too (one arena), so that the
  * pages touched here are the ones used in the stop: about 1/16 of the
- * target's resident memory, 1 to 8 MiB.
+ * target's resident memory, 1 to 24 MiB.  The sweep's tables of chunks in
+ * bins (ptmalloc_sweep.c) take about 13 MiB for the 1M-chunk heap of
+ * bench/, which made 2,000 faults in its stop with 8 MiB and one arena a
+ * thread, and none so.
  */
 #define WARM_MIN (1ul << 20)
-#define WARM_MAX (8ul << 20)
+#define WARM_MAX (24ul << 20)
+/* The largest glibc allows (HEAP_MAX_SIZE / 2), above WARM_MAX. */
+#define MMAP_THRESHOLD (32ul << 20)
 
 static void warm_own_heap(pid_t pid)
 {
@@ -327,8 +333,9 @@ static void warm_own_heap(pid_t pid)
 	FILE *f;
 
 	if (!tuned) {
-		mallopt(M_MMAP_THRESHOLD, (int)(2 * WARM_MAX));
+		mallopt(M_MMAP_THRESHOLD, (int)MMAP_THRESHOLD);
 		mallopt(M_TRIM_THRESHOLD, (int)(8 * WARM_MAX));
+		mallopt(M_ARENA_MAX, 1);
 		tuned = 1;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);

@@ -132,6 +132,26 @@ ssize_t hi_proc_auxv(pid_t pid, unsigned char *buf, size_t size)
 	return len;
 }
 
+/*
+ * What an anonymous mapping's name says of its memory (struct hi_map's
+ * backing): unnamed (a heap, malloc's arenas and mmapped chunks, thread
+ * stacks), named by its owner with PR_SET_VMA_ANON_NAME ("[anon:NAME]",
+ * Linux 5.17: glibc 2.40 names malloc's own), or special (0).
+ */
+static uint32_t map_backing(const char *path)
+{
+	uint32_t h = 2166136261u;
+
+	if (*path == '\n' || *path == '\0')
+		return HI_BACKING_ANON;
+	if (strncmp(path, "[anon:", 6) != 0)
+		return 0;
+	/* FNV-1a of the name; never 0 nor HI_BACKING_ANON. */
+	for (const char *c = path; *c && *c != '\n'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	return h < 2 ? h + 2 : h;
+}
+
 int hi_proc_maps(pid_t pid, struct hi_maps *maps)
 {
 	char path[64], line[4096 + 256];
@@ -145,13 +165,13 @@ int hi_proc_maps(pid_t pid, struct hi_maps *maps)
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end;
+		unsigned long long start, end, inode = 0;
 		char perms[8];
 		int pathoff = 0;
 		struct hi_map *m;
 
-		if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &start, &end,
-			   perms, &pathoff) < 3)
+		if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %n", &start, &end,
+			   perms, &inode, &pathoff) < 3)
 			continue;
 		if (maps->n == cap) {
 			size_t ncap = cap ? cap * 2 : 256;
@@ -174,6 +194,8 @@ int hi_proc_maps(pid_t pid, struct hi_maps *maps)
 			  (perms[1] == 'w' ? HI_PROT_W : 0) |
 			  (perms[2] == 'x' ? HI_PROT_X : 0);
 		m->is_heap = pathoff && strncmp(line + pathoff, "[heap]", 6) == 0;
+		m->backing = inode ? 0 : map_backing(pathoff ? line + pathoff
+							     : "");
 	}
 	fclose(f);
 	return 0;

@@ -108,8 +108,18 @@ struct hi_map {
 	hi_addr_t start;
 	hi_addr_t end;
 	unsigned prot;
-	int is_heap; /* the [heap] line: the brk area */
+	int is_heap; /* a [heap] line: the brk area */
+	/*
+	 * What memory object the mapping shows, for telling pieces of one
+	 * apart: 0 for a file or a special mapping ([stack], [vdso], ...),
+	 * never joined to another; else the same non-zero value for every
+	 * piece of one kind of anonymous memory (HI_BACKING_ANON, or a value
+	 * of its own per name given with PR_SET_VMA_ANON_NAME).
+	 */
+	uint32_t backing;
 };
+
+#define HI_BACKING_ANON 1u
 
 /* Mappings sorted by start, not overlapping. */
 struct hi_maps {
@@ -121,10 +131,32 @@ struct hi_maps {
 const struct hi_map *hi_maps_find(const struct hi_maps *maps, hi_addr_t addr);
 
 /*
- * Whether [addr, addr + len) lies inside one readable and writable mapping:
- * malloc's state and chunks always do.
+ * Whether [addr, addr + len) lies inside one memory object whose every
+ * page has at least the permissions prot (HI_PROT_*): one mapping, or
+ * adjacent mappings of the same object.  The kernel shows one heap in
+ * several mappings where part of it differs in a way malloc does not
+ * see: pages a forked child added next to those it inherited, advice
+ * (MADV_DONTDUMP, MADV_HUGEPAGE, glibc.malloc.hugetlb), mlock, or other
+ * permissions (a page made read-only, or executable, inside a block).
+ * Adjacent pieces are one object when both are [heap], or both
+ * anonymous with the same backing.
+ */
+int hi_maps_range(const struct hi_maps *maps, hi_addr_t addr, uint64_t len,
+		  unsigned prot);
+
+/*
+ * Whether [addr, addr + len) lies inside one readable and writable object
+ * (hi_maps_range): malloc's state and chunks always do.
  */
 int hi_maps_rw_range(const struct hi_maps *maps, hi_addr_t addr,
 		     uint64_t len);
+
+/*
+ * The extent [*start, *end) of the object that holds addr: its mapping
+ * and every adjacent piece of the same object, whatever their
+ * permissions.  0, or -EFAULT when addr is not mapped.
+ */
+int hi_maps_extent(const struct hi_maps *maps, hi_addr_t addr,
+		   hi_addr_t *start, hi_addr_t *end);
 
 #endif

@@ -25,6 +25,7 @@ struct ptm_priv {
 	int cached;       /* ... through the layout cache */
 	int need_verify;  /* the addresses must pass ptm_verify first */
 	int verified;
+	int crosschecked; /* a cached entry that failed was weighed */
 	/* Without symbols: the candidates found in libc's file. */
 	hi_addr_t arenas[PTM_MAX_CAND], pars[PTM_MAX_CAND];
 	int narenas, npars;
@@ -583,6 +584,101 @@ static void accept(struct hi_alloc_ctx *ctx, struct ptm_priv *priv,
 	}
 }
 
+/* Whether two layouts are the same, member for member. */
+static int same_layout(const struct ptm_layout *a, const struct ptm_layout *b)
+{
+	struct ptm_layout x = *a, y = *b;
+
+	/* safe_linking comes from the banner, not from the entry. */
+	x.safe_linking = y.safe_linking = 0;
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+static int in_list(hi_addr_t a, const hi_addr_t *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (v[i] == a)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A layout cache entry failed its checks (not while an arena was
+ * locked): is it wrong, or did a check fail for a reason the entry is not
+ * to blame for (a heap the checks do not expect)?  Ask what the entry
+ * stands for, without the target: the DWARF it was made from, or else
+ * libc's own file through the built-in tables.  Only an answer that
+ * differs proves the entry wrong: it is removed, and what was found
+ * instead is used in this run.  When the DWARF agrees, its addresses are
+ * used as DWARF's always are, without the checks; when the file agrees or
+ * cannot tell, the entry is kept and the checks decide.  Needs no stop.
+ */
+static void crosscheck(struct hi_alloc_ctx *ctx, struct ptm_priv *priv)
+{
+	struct ptm_priv fresh = { .libc = priv->libc };
+	struct ptm_layout cl = priv->l;
+	struct ptm_where cw = { priv->arenas[0], priv->pars[0] };
+	const char *by = ctx->located_by;
+	unsigned maj = 0, min = 0;
+	int wrong = 0;
+
+	if (priv->crosschecked || !priv->cached)
+		return;
+	priv->crosschecked = 1;
+	if ((ctx->flags & HI_LOCATE_DWARF) && locate_dwarf(ctx, &fresh) == 0) {
+		fresh.l.safe_linking = cl.safe_linking;
+		wrong = fresh.w.main_arena != cw.main_arena ||
+			fresh.w.mp != cw.mp || !same_layout(&fresh.l, &cl);
+		*priv = fresh;
+		priv->crosschecked = 1;
+		ctx->from_cache = 0;
+		if (wrong) {
+			ptm_cache_remove(ctx->cache_dir, ctx->build_id);
+			cache_store(ctx, priv);
+			snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+				 "its entry disagreed with the debug "
+				 "information and was replaced");
+		} else {
+			snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+				 "its entry failed a check on this process "
+				 "and was kept: the debug information agrees "
+				 "with it");
+		}
+		return;
+	}
+	/* locate_dwarf may have set these before it failed. */
+	ctx->located_by = by;
+	ctx->debug_file[0] = '\0';
+	if (!(ctx->flags & HI_LOCATE_BUILTIN) ||
+	    sscanf(ctx->version, "%u.%u", &maj, &min) != 2 ||
+	    locate_builtin(ctx, &fresh, maj, min) != 0) {
+		ctx->located_by = by;
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "its entry failed a check on this process and was "
+			 "kept: nothing else tells whether it is wrong");
+		return;
+	}
+	if (in_list(cw.main_arena, fresh.arenas, fresh.narenas) &&
+	    in_list(cw.mp, fresh.pars, fresh.npars)) {
+		/* Right where the file says: the checks decide, as before. */
+		ctx->located_by = by;
+		ctx->table[0] = '\0';
+		snprintf(ctx->cache_note, sizeof(ctx->cache_note),
+			 "its entry failed a check on this process and was "
+			 "kept: libc's file agrees with its addresses");
+		return;
+	}
+	/* Proven wrong: the built-in tables' candidates, from here on. */
+	ptm_cache_remove(ctx->cache_dir, ctx->build_id);
+	fresh.l.safe_linking = cl.safe_linking;
+	fresh.crosschecked = 1;
+	*priv = fresh;
+	ctx->from_cache = 0;
+	snprintf(ctx->cache_note, sizeof(ctx->cache_note), "its entry "
+		 "disagreed with libc's file and was removed");
+}
+
 /*
  * The same proof as ptm_verify_op's, made while the target runs, so that
  * the target is not held for it: a state caught in the middle of an
@@ -604,8 +700,24 @@ static int ptm_preverify_op(struct hi_alloc_ctx *ctx)
 		return 0;
 	if (ptm_select(&priv->l, priv->arenas, priv->narenas, priv->pars,
 		       priv->npars, priv->libc.start, priv->libc.end,
-		       ctx->reader, ctx->maps, &found, &best) != 1)
-		return 0;
+		       ctx->reader, ctx->maps, &found, &best) != 1) {
+		if (!priv->cached || candidates_locked(ctx, priv))
+			return 0;
+		/*
+		 * Not in the stop: a look at the DWARF or at libc's file,
+		 * then the proof again with what it gave.
+		 */
+		crosscheck(ctx, priv);
+		if (priv->dwarf && !priv->need_verify)
+			return 0;
+		if (priv->cached || ptm_select(&priv->l, priv->arenas,
+					       priv->narenas, priv->pars,
+					       priv->npars, priv->libc.start,
+					       priv->libc.end, ctx->reader,
+					       ctx->maps, &found,
+					       &best) != 1)
+			return 0;
+	}
 	keep_checks(ctx, &best);
 	accept(ctx, priv, &found);
 	return 1;
@@ -652,12 +764,11 @@ static int ptm_verify_op(struct hi_alloc_ctx *ctx, int busy_hint)
 	ctx->mp = best_w.mp;
 	if (busy_hint || candidates_locked(ctx, priv))
 		return -HI_E_BUSY;
-	if (priv->cached) {
-		/* Never again: the next run finds the state afresh. */
-		ptm_cache_remove(ctx->cache_dir, ctx->build_id);
-		snprintf(ctx->cache_note, sizeof(ctx->cache_note), "its "
-			 "entry failed verification and was removed; run "
-			 "heapinspect again");
+	if (priv->cached && !priv->crosschecked) {
+		/* Not weighed before the stop (no maps then): now. */
+		crosscheck(ctx, priv);
+		if (!priv->cached)
+			return ptm_verify_op(ctx, busy_hint);
 	}
 	for (unsigned k = 0; k < best.n; k++) {
 		if (!best.v[k].ok) {

@@ -157,7 +157,12 @@ struct vctx {
 	const struct hi_maps *maps;
 	unsigned char *st;    /* main_arena as read */
 	unsigned char *par;   /* mp_ as read */
-	const struct hi_map *heap; /* [heap], or NULL */
+	/*
+	 * [heap]: the brk area, in one mapping or in several adjacent ones
+	 * (hi_maps_range), from the start of the first to the end of the
+	 * last; heap_hi == 0 when the process has none.
+	 */
+	hi_addr_t heap_lo, heap_hi;
 	int err;              /* a reader failure other than -EFAULT */
 };
 
@@ -333,17 +338,16 @@ static int c_top(struct vctx *v, char *d, size_t n)
 			   "top " HI_PRIxADDR " in writable memory (brk "
 			   "failed: the main arena uses mmap)", top);
 	}
-	if (!v->heap)
+	if (!v->heap_hi)
 		return say(d, n, 0, "top " HI_PRIxADDR " but the process has "
 			   "no [heap]", top);
-	if (top < v->heap->start || end > v->heap->end || end < top)
+	if (top < v->heap_lo || end > v->heap_hi || end < top)
 		return say(d, n, 0, "top " HI_PRIxADDR "-" HI_PRIxADDR
 			   " is not inside [heap] " HI_PRIxADDR "-"
-			   HI_PRIxADDR, top, end, v->heap->start,
-			   v->heap->end);
+			   HI_PRIxADDR, top, end, v->heap_lo, v->heap_hi);
 	return say(d, n, 1, "top " HI_PRIxADDR "-" HI_PRIxADDR " inside "
 		   "[heap] " HI_PRIxADDR "-" HI_PRIxADDR, top, end,
-		   v->heap->start, v->heap->end);
+		   v->heap_lo, v->heap_hi);
 }
 
 static int c_sysmem(struct vctx *v, char *d, size_t n)
@@ -370,14 +374,14 @@ static int c_sysmem(struct vctx *v, char *d, size_t n)
 	 * ends at it: system_mem is the brk area from sbrk_base to top's end,
 	 * which [heap] holds (its end rounded up to a page).
 	 */
-	if (!v->heap || !end || end - sbrk != sysmem ||
-	    end > v->heap->end || v->heap->end - end >= PTM_PAGE)
+	if (!v->heap_hi || !end || end - sbrk != sysmem ||
+	    end > v->heap_hi || v->heap_hi - end >= PTM_PAGE)
 		return say(d, n, 0, "system_mem %" PRIu64 " is not the brk "
 			   "area from sbrk_base " HI_PRIxADDR " to the end of "
 			   "top " HI_PRIxADDR " in [heap]", sysmem, sbrk, end);
 	return say(d, n, 1, "system_mem %" PRIu64 " = end of top - "
 		   "sbrk_base, [heap] ends at " HI_PRIxADDR, sysmem,
-		   v->heap->end);
+		   v->heap_hi);
 }
 
 static int c_sbrk(struct vctx *v, char *d, size_t n)
@@ -395,10 +399,9 @@ static int c_sbrk(struct vctx *v, char *d, size_t n)
 		return say(d, n, sbrk == 0, "sbrk_base " HI_PRIxADDR " with "
 			   "system_mem 0%s", sbrk, sbrk ? ": the main arena "
 			   "has brk memory it does not count" : "");
-	if (!v->heap || sbrk != v->heap->start)
+	if (!v->heap_hi || sbrk != v->heap_lo)
 		return say(d, n, 0, "sbrk_base " HI_PRIxADDR " is not the "
-			   "start of [heap] " HI_PRIxADDR, sbrk,
-			   v->heap ? v->heap->start : 0);
+			   "start of [heap] " HI_PRIxADDR, sbrk, v->heap_lo);
 	return say(d, n, 1, "sbrk_base " HI_PRIxADDR " = start of [heap]",
 		   sbrk);
 }
@@ -514,9 +517,13 @@ int ptm_verify(const struct ptm_layout *l, const struct ptm_where *w,
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < maps->n; i++) {
-		if (maps->v[i].is_heap)
-			v.heap = &maps->v[i];
+	/* The last stretch of [heap], as one however many lines it has. */
+	for (size_t i = maps->n; i-- > 0;) {
+		if (maps->v[i].is_heap) {
+			hi_maps_extent(maps, maps->v[i].start, &v.heap_lo,
+				       &v.heap_hi);
+			break;
+		}
 	}
 	v.st = malloc(l->state_size);
 	v.par = malloc(l->par_size);

@@ -259,6 +259,12 @@ struct cursor {
 	hi_addr_t p;    /* the chunk to read next */
 	hi_addr_t head; /* the first chunk */
 	hi_addr_t end;  /* 0 for a fastbin, the bin header b for a bin */
+	/*
+	 * A bin's: the header's fd (first (b)), and where the walk came from
+	 * (b, then the chunk whose bk led to p), at which p's fd must point.
+	 */
+	hi_addr_t first;
+	hi_addr_t prev;
 	unsigned idx;
 	int fast;
 	int dir;        /* +1 the list climbs, -1 it descends, 0 not known */
@@ -394,8 +400,29 @@ static int cursor_step(const struct ptm_layout *l, const struct hi_reader *r,
 				       "%" PRIu64 " belongs to another bin",
 				       list, p, ch.size);
 		}
+		/*
+		 * The double links, as unlink_chunk checks them (malloc.c,
+		 * "corrupted double-linked list"): walking through bk, each
+		 * chunk's fd points back where the walk came from, and the
+		 * header's fd at the last chunk.  Otherwise the lists are not
+		 * what glibc's next unlink would see, nor what a sweep finds.
+		 */
+		if (ch.fd != c->prev) {
+			list_name(c, list, sizeof(list));
+			return corrupt(a, p, "%s: chunk " HI_PRIxADDR " has fd "
+				       HI_PRIxADDR ", not " HI_PRIxADDR
+				       " whose bk points at it", list, p,
+				       ch.fd, c->prev);
+		}
+		if (ch.bk == c->end && c->first != p) {
+			list_name(c, list, sizeof(list));
+			return corrupt(a, p, "%s: its header's fd is "
+				       HI_PRIxADDR ", not its last chunk "
+				       HI_PRIxADDR, list, c->first, p);
+		}
 		a->bin_chunks++;
 		a->bin_bytes += ch.size;
+		c->prev = p;
 		c->p = ch.bk;
 	}
 	c->stride = c->p > p ? c->p - p : p - c->p;
@@ -726,6 +753,9 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 			continue;
 		cur[ncur].p = cur[ncur].head = last;
 		cur[ncur].end = b;
+		cur[ncur].first = ptm_get_elem(st, &l->bins, l->ptr_size,
+					       (i - 1) * 2);
+		cur[ncur].prev = b;
 		cur[ncur].idx = i;
 		cur[ncur].fast = 0;
 		cur[ncur].cyc.saved = b;
@@ -782,6 +812,7 @@ static int read_arena(const struct ptm_layout *l, const struct ptm_where *w,
 				*a = keep;
 				for (size_t i = 0; i < ncur; i++) {
 					cur[i].p = cur[i].head;
+					cur[i].prev = cur[i].end;
 					cur[i].n = 0;
 					cur[i].cyc.saved = cur[i].end;
 					cur[i].cyc.power = 1;

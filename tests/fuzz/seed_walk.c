@@ -6,6 +6,13 @@
  * in every kind of list in a [heap] mapping, and a second arena in a heap
  * of its own on the ring.  Small, so that libFuzzer's mutations are fast;
  * the real images of tests/image/ are too big for a corpus.
+ *
+ * They are laid out as glibc leaves a heap, so that both ways of counting
+ * read them: the main heap starts at mp_.sbrk_base and ends with top; the
+ * second heap starts with its heap_info (2.36's: ar_ptr, prev, size, 48
+ * bytes), the arena right after it, the chunks from the first aligned
+ * address after the arena (_int_new_arena); every chunk in a bin lies
+ * between chunks in use, and the chunk after it has PREV_INUSE clear.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +24,11 @@
 #define DATA_LEN 0x2000
 #define HEAP 0x555500000000ull   /* [heap] */
 #define HEAP_LEN 0x6000
-#define HEAP2 0x7e0000000000ull  /* a second arena's heap */
+#define HEAP2 0x7e0000000000ull  /* a second arena's heap: 64 MiB-aligned */
 #define HEAP2_LEN 0x3000
 #define TEXT 0x7f0000000000ull   /* read-only, for links that point there */
+#define HINFO 48                 /* sizeof (heap_info), 2.35 and later */
+#define NON_MAIN_ARENA 4
 
 static unsigned char data[DATA_LEN], heap[HEAP_LEN], heap2[HEAP2_LEN];
 static int safe;
@@ -69,6 +78,10 @@ static const struct ptm_layout lay = {
 	.c_size = { 8, 8, 0 },
 	.c_fd = { 16, 8, 0 },
 	.c_bk = { 24, 8, 0 },
+	.hinfo_size = HINFO,
+	.h_ar_ptr = { 0, 8, 0 },
+	.h_prev = { 8, 8, 0 },
+	.h_size = { 16, 8, 0 },
 	.ptr_size = 8,
 };
 
@@ -76,6 +89,9 @@ struct arena {
 	hi_addr_t addr;
 	hi_addr_t next_chunk;
 	uint64_t fast_n, fast_b, bin_n, bin_b, top;
+	uint64_t flags; /* NON_MAIN_ARENA in every size of a second arena */
+	hi_addr_t binned[16]; /* for the PREV_INUSE bits of their successors */
+	unsigned nbinned;
 };
 
 static hi_addr_t bin_at(const struct arena *a, unsigned i)
@@ -87,7 +103,7 @@ static hi_addr_t chunk(struct arena *a, uint64_t size)
 {
 	hi_addr_t p = a->next_chunk;
 
-	put(p + 8, size | 1);
+	put(p + 8, size | a->flags | 1);
 	a->next_chunk += size;
 	return p;
 }
@@ -113,6 +129,8 @@ static void bin(struct arena *a, unsigned i, uint64_t size)
 	put(b + 16, p);
 	a->bin_n++;
 	a->bin_b += size;
+	a->binned[a->nbinned++] = p;
+	chunk(a, 32); /* in use: glibc never leaves two free chunks adjoining */
 }
 
 static void init(struct arena *a, hi_addr_t addr, hi_addr_t chunks)
@@ -132,6 +150,13 @@ static void finish(struct arena *a, hi_addr_t start, uint64_t top)
 	hi_addr_t t = chunk(a, top);
 	uint64_t sys = a->next_chunk - start;
 
+	/* As _int_free leaves a binned chunk: the next one's PREV_INUSE clear. */
+	for (unsigned i = 0; i < a->nbinned; i++) {
+		hi_addr_t n = a->binned[i] + (get(a->binned[i] + 8) & ~7ull);
+
+		put(n + 8, get(n + 8) & ~1ull);
+	}
+
 	a->top = top;
 	put(a->addr + lay.top.off, t);
 	put(a->addr + lay.system_mem.off, sys);
@@ -143,10 +168,11 @@ static int write_one(const char *dir)
 	struct arena m, s;
 	struct hi_image im;
 	struct hi_map maps[4] = {
-		{ HEAP, HEAP + HEAP_LEN, HI_PROT_R | HI_PROT_W, 1 },
-		{ HEAP2, HEAP2 + HEAP2_LEN, HI_PROT_R | HI_PROT_W, 0 },
-		{ TEXT, TEXT + 0x1000, HI_PROT_R | HI_PROT_X, 0 },
-		{ DATA, DATA + DATA_LEN, HI_PROT_R | HI_PROT_W, 0 },
+		{ HEAP, HEAP + HEAP_LEN, HI_PROT_R | HI_PROT_W, 1, 0 },
+		{ HEAP2, HEAP2 + HEAP2_LEN, HI_PROT_R | HI_PROT_W, 0,
+		  HI_BACKING_ANON },
+		{ TEXT, TEXT + 0x1000, HI_PROT_R | HI_PROT_X, 0, 0 },
+		{ DATA, DATA + DATA_LEN, HI_PROT_R | HI_PROT_W, 0, 0 },
 	};
 	struct hi_image_seg segs[3] = {
 		{ HEAP, HEAP_LEN, heap },
@@ -161,7 +187,8 @@ static int write_one(const char *dir)
 	memset(data, 0, sizeof(data));
 	memset(heap, 0, sizeof(heap));
 	memset(heap2, 0, sizeof(heap2));
-	init(&m, DATA + 0x100, HEAP + 0x10);
+	/* The first chunk's user memory aligned (sysmalloc): at sbrk_base. */
+	init(&m, DATA + 0x100, HEAP);
 	fast(&m, 0, 32);
 	fast(&m, 0, 32);
 	fast(&m, 2, 64);
@@ -171,14 +198,20 @@ static int write_one(const char *dir)
 	bin(&m, 64, 1024);   /* first large bin */
 	bin(&m, 64, 1056);
 	finish(&m, HEAP, 0x800);
-	init(&s, HEAP2 + 0x20, HEAP2 + 0x900);
+	/* 2200 bytes of arena after heap_info, then aligned: 0x8d0. */
+	init(&s, HEAP2 + HINFO, HEAP2 + 0x8d0);
+	s.flags = NON_MAIN_ARENA;
 	fast(&s, 1, 48);
 	bin(&s, 1, 256);
 	bin(&s, 20, 320);
 	finish(&s, HEAP2, 0x400);
+	/* heap_info: its arena, no previous heap, its size (system_mem). */
+	put(HEAP2, s.addr);
+	put(HEAP2 + 16, s.next_chunk - HEAP2);
 	/* The ring: main_arena -> second -> main_arena. */
 	put(m.addr + lay.next.off, s.addr);
 	put(s.addr + lay.next.off, m.addr);
+	put(mp + lay.sbrk_base.off, HEAP);
 	put(mp + lay.n_mmaps.off, 2);
 	put(mp + lay.mmapped_mem.off, 2 * 0x21000);
 	put(mp + lay.max_mmapped_mem.off, 3 * 0x21000);

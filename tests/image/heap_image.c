@@ -2,14 +2,16 @@
 /*
  * Heap images (heap_image.h).  The file, in little-endian 64-bit words:
  *
- *	"HIHEAP01"
+ *	"HIHEAP02"
  *	layout: state_size, then (off, size, count) of mutex fastbinsY top
  *	        bins next attached_threads system_mem max_system_mem;
  *	        par_size, then n_mmaps mmapped_mem max_mmapped_mem; then
- *	        mchunk_size fd bk; ptr_size, safe_linking
+ *	        mchunk_size fd bk; hinfo_size, then ar_ptr prev size of
+ *	        heap_info; ptr_size, safe_linking
  *	where:  main_arena, mp_
  *	figures: have, low32, the ten mallinfo2 figures
- *	maps:   count, then (start, end, prot, is_heap) each
+ *	maps:   count, then (start, end, prot, kind) each, kind being
+ *	        is_heap | backing << 1 (older images: is_heap alone)
  *	segs:   count, then (addr, len, the bytes padded to 8) each
  */
 #include <errno.h>
@@ -18,7 +20,7 @@
 
 #include "heap_image.h"
 
-static const unsigned char magic[8] = "HIHEAP01";
+static const unsigned char magic[8] = "HIHEAP02";
 
 struct cur {
 	const unsigned char *p;
@@ -58,11 +60,12 @@ static void field(struct cur *c, struct ptm_field *f)
 	X(n_mmaps_max) X(max_n_mmaps) X(mmapped_mem) X(max_mmapped_mem)     \
 	X(sbrk_base) X(tcache_bins) X(tcache_max_bytes) X(tcache_count)
 #define CHUNK_FIELDS(X) X(c_size) X(c_fd) X(c_bk)
+#define HINFO_FIELDS(X) X(h_ar_ptr) X(h_prev) X(h_size)
 
 int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 {
 	struct cur c = { .p = buf, .left = len };
-	uint64_t n, total = 0;
+	uint64_t n, n2, total = 0;
 	int ret = -EINVAL;
 
 	memset(im, 0, sizeof(*im));
@@ -76,6 +79,8 @@ int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 	im->l.par_size = word(&c);
 	PAR_FIELDS(X)
 	CHUNK_FIELDS(X)
+	im->l.hinfo_size = word(&c);
+	HINFO_FIELDS(X)
 #undef X
 	im->l.ptr_size = (unsigned)word(&c);
 	im->l.safe_linking = word(&c) != 0;
@@ -101,7 +106,9 @@ int hi_image_parse(const unsigned char *buf, size_t len, struct hi_image *im)
 		m->start = word(&c);
 		m->end = word(&c);
 		m->prot = (unsigned)word(&c) & 7;
-		m->is_heap = word(&c) != 0;
+		n2 = word(&c);
+		m->is_heap = (int)(n2 & 1);
+		m->backing = (uint32_t)(n2 >> 1);
 		/* hi_maps_find needs them sorted and apart. */
 		if (m->end <= m->start ||
 		    (i && m->start < im->maps.v[i - 1].end))
@@ -208,6 +215,8 @@ int hi_image_write(FILE *f, const struct hi_image *im)
 	bad |= put(f, im->l.par_size);
 	PAR_FIELDS(X)
 	CHUNK_FIELDS(X)
+	bad |= put(f, im->l.hinfo_size);
+	HINFO_FIELDS(X)
 #undef X
 	bad |= put(f, im->l.ptr_size) | put(f, im->l.safe_linking);
 	bad |= put(f, im->w.main_arena) | put(f, im->w.mp);
@@ -219,7 +228,8 @@ int hi_image_write(FILE *f, const struct hi_image *im)
 		const struct hi_map *m = &im->maps.v[i];
 
 		bad |= put(f, m->start) | put(f, m->end) | put(f, m->prot) |
-		       put(f, m->is_heap);
+		       put(f, (uint64_t)(m->is_heap != 0) |
+				      (uint64_t)m->backing << 1);
 	}
 	bad |= put(f, im->nsegs);
 	for (size_t i = 0; i < im->nsegs; i++) {
@@ -276,9 +286,52 @@ static int image_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * What the sweep asks of a reader besides read: the image is all in
+ * memory, so every byte of a segment is at hand, there is nothing to
+ * fetch ahead, and reads may come from several threads at once (the
+ * counters are atomic; trace must be NULL then).
+ */
+static int image_cached(void *arg, hi_addr_t addr, size_t len)
+{
+	struct hi_image_reader *ir = arg;
+	const struct hi_image_seg *s = hi_image_seg_of(ir->im, addr);
+
+	return s && len <= s->len - (addr - s->addr);
+}
+
+static void image_prefetch(void *arg, const hi_addr_t *addrs, size_t n,
+			   int dir)
+{
+	(void)arg, (void)addrs, (void)n, (void)dir;
+}
+
+static int image_read_direct(void *arg, hi_addr_t addr, void *buf,
+			     size_t len)
+{
+	struct hi_image_reader *ir = arg;
+	const struct hi_image_seg *s;
+
+	if (ir->trace)
+		return -ENOSYS;
+	__atomic_fetch_add(&ir->calls, 1, __ATOMIC_RELAXED);
+	s = hi_image_seg_of(ir->im, addr);
+	if (!s || len > s->len - (addr - s->addr))
+		return -EFAULT;
+	__atomic_fetch_add(&ir->bytes, len, __ATOMIC_RELAXED);
+	memcpy(buf, s->data + (addr - s->addr), len);
+	return 0;
+}
+
 struct hi_reader hi_image_reader(struct hi_image_reader *ir)
 {
-	struct hi_reader r = { .read = image_read, .arg = ir };
+	struct hi_reader r = {
+		.read = image_read,
+		.cached = image_cached,
+		.prefetch = image_prefetch,
+		.read_direct = image_read_direct,
+		.arg = ir,
+	};
 
 	return r;
 }

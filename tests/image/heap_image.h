@@ -64,7 +64,10 @@ void hi_image_free(struct hi_image *im);
 /*
  * A reader over the image's segments: a read must lie inside one segment,
  * as a read of a live process lies inside one mapping, else -EFAULT.  It
- * counts its calls and bytes, which bound how much work a walk did.
+ * counts its calls and bytes, which bound how much work a walk did.  It
+ * has what the sweep uses too (cached, prefetch, read_direct from several
+ * threads, not while trace is set), so that both ways of counting can
+ * walk an image.
  */
 struct hi_image_reader {
 	const struct hi_image *im;

@@ -8,6 +8,7 @@ mallinfo2() figures.
                [--method read|call] [--method-reason TEXT]
                [--quiesce-every K] [--min-consistent PCT]
                [--max-timeouts N]
+               [--ready-pid] [--expect-split] [--cache-run]
 
 Starts `hi_target S`, waits for its ready line, runs
 `heapinspect -p PID --json [...]` N times (default 1) and checks each
@@ -28,7 +29,13 @@ allocates all the time, may find an arena busy in every attempt (exit 1,
 no figures); at least PCT percent of them (--min-consistent) must be
 consistent, and at most N stops (--max-timeouts, default 0) may time out.
 
-Exit status 0 on pass, 1 on any mismatch or failure.
+--ready-pid reads the process the ready line names (a forked child);
+--expect-split first requires the target's heaps to be in several
+mappings; --cache-run makes the first snapshot fill the layout cache and
+every other run without debug information, from the cache.
+
+Exit status 0 on pass, 1 on any mismatch or failure, 77 when the test
+cannot run here (said why).
 """
 
 import argparse
@@ -327,16 +334,48 @@ def check_snapshot(snap, ready, pid, located_by=None, method=None,
     return problems
 
 
+class Skip(Exception):
+    """The test cannot run here; the message says why (exit 77)."""
+
+
+def split_or_skip(ready):
+    """The target's heaps must be in several mappings, as its scenario
+    means them to be (hi_target's heap_maps= and arena_maps=), or the test
+    would prove nothing."""
+    pieces = [(k, ready[k]) for k in ("heap_maps", "arena_maps")
+              if k in ready]
+    print("  heap in mappings: %s"
+          % ", ".join("%s=%d" % kv for kv in pieces))
+    if pieces and all(n >= 2 for _, n in pieces):
+        return
+    if ready.get("thp_madvise") == 1:
+        # Whether glibc's first advice covers the whole heap depends on
+        # where the brk starts (ASLR): then the kernel keeps one mapping.
+        print("  glibc advised the whole heap at once this run: one "
+              "mapping; compared all the same")
+        return
+    if ready.get("thp_madvise") == 0:
+        raise Skip("glibc.malloc.hugetlb=1 advises nothing here (glibc "
+                   "older than 2.35, or the kernel's THP mode is not "
+                   "madvise): the heap is in one mapping")
+    raise Failure("the target's heap is not split: %s" % (pieces or
+                                                          "no count"))
+
+
 def run(args):
     target = Target(args.target, args.scenario, args.target_nice)
     try:
         ready = target.wait_ready(120)
         pid = target.pid
-        if ready["pid"] != pid:
+        if args.ready_pid:
+            pid = ready["pid"]
+        elif ready["pid"] != pid:
             raise Failure("target: ready line says pid %d, started %d"
                           % (ready["pid"], pid))
         print("target %s: pid %d api %s threads %d"
               % (args.scenario, pid, ready["api"], ready["threads"]))
+        if args.expect_split:
+            split_or_skip(ready)
         failed = scenario_sanity(args.scenario, args.glibc, ready)
         for p in failed:
             print("  FAIL %s" % p)
@@ -344,12 +383,16 @@ def run(args):
                                 args.extra_arg)
         cache = tempfile.TemporaryDirectory(prefix="hi-cache-")
         env = heapinspect_env(cache.name)
-        failed = []
         consistent = timeouts = busy_n = quiesced = 0
         busy = ready["api"] == "none"
         if busy and not args.quiesce_every:
             # Never a busy run without the target's own figures.
             args.quiesce_every = 10
+        # --cache-run: the first run fills the layout cache from the
+        # debug information, the others have none and must take it from
+        # the cache.
+        hidden = heapinspect_argv(args.heapinspect, pid, "/nonexistent",
+                                  args.extra_arg)
         for i in range(args.snapshots):
             truth = ready
             paused = busy and i % args.quiesce_every == 0
@@ -364,8 +407,8 @@ def run(args):
             # attempt: then exit 1 with the arena marked busy is right.
             try:
                 snap, elapsed, err = run_heapinspect(
-                    argv, 120, (0, 1) if busy and not paused else (0,),
-                    env)
+                    hidden if args.cache_run and i else argv, 120,
+                    (0, 1) if busy and not paused else (0,), env)
             except Failure as e:
                 # The bound on the stop doing its job: heapinspect let the
                 # target go and said so (its state is checked at the end).
@@ -412,6 +455,12 @@ def run(args):
                 if isinstance(snap, dict) and \
                         snap.get("consistent") is True:
                     consistent += 1
+            if args.cache_run:
+                loc = (snap.get("allocator") or {}).get("locate") or {}
+                if loc.get("from_cache") is not (i > 0):
+                    problems.append("locate.from_cache is %r in run %d "
+                                    "of a cache run"
+                                    % (loc.get("from_cache"), i + 1))
             for p in problems:
                 print("  FAIL snapshot %d: %s" % (i + 1, p))
             failed += ["snapshot %d: %s" % (i + 1, p) for p in problems]
@@ -471,6 +520,16 @@ def main():
     ap.add_argument("--min-consistent", type=int, default=0,
                     help="busy scenarios: the percentage of snapshots of "
                     "the running target that must be consistent")
+    ap.add_argument("--ready-pid", action="store_true",
+                    help="read the process the ready line names (a child "
+                    "of the one started), not the one started")
+    ap.add_argument("--expect-split", action="store_true",
+                    help="require the target's heaps in several mappings "
+                    "(skip, exit 77, where the kernel or glibc cannot)")
+    ap.add_argument("--cache-run", action="store_true",
+                    help="the first snapshot fills a fresh layout cache, "
+                    "the others run without debug information and must "
+                    "take the layout from it")
     ap.add_argument("--target-nice", type=int, default=0,
                     help="run the target at this nice value: on a small "
                     "machine its busy threads would otherwise starve "
@@ -485,6 +544,9 @@ def main():
 
     try:
         failed = run(args)
+    except Skip as e:
+        print("SKIP %s: %s" % (args.scenario, e))
+        return 77
     except Failure as e:
         failed = [str(e)]
     except OSError as e:

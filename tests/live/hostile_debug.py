@@ -14,6 +14,10 @@ without a crash (a signal, a sanitizer report):
   - exit 1 with an arena reported corrupt (a layout that reads nonsense),
   - or exit 0 with exactly the target's figures (the damage missed what
     heapinspect reads).
+Each run has a layout cache of its own, empty (an entry from an earlier
+run, or another test's, would answer for the debug file), and its answer
+must say where the layout came from: from_cache false, located_by "dwarf"
+for the file, or "builtin" with the reason the file was not used.
 The target must run on untouched.  Exit 0 on pass, 1 on failure.
 """
 
@@ -130,14 +134,42 @@ def variants(data, rng):
         yield "section headers flipped (%d)" % k, bytes(buf)
 
 
+def where(snap, label, path):
+    """Where the layout came from, checked: never the cache (each run has
+    an empty one of its own); the debug file, or the built-in tables with
+    the reason the file was refused."""
+    alloc = snap.get("allocator") or {}
+    loc = alloc.get("locate") or {}
+    by = alloc.get("located_by")
+    if loc.get("from_cache") is not False:
+        raise Failure("%s: from_cache is %r with an empty cache"
+                      % (label, loc.get("from_cache")))
+    if by == "dwarf":
+        if alloc.get("debuginfo") != path:
+            raise Failure("%s: located by dwarf from %r, not %s"
+                          % (label, alloc.get("debuginfo"), path))
+    elif by == "builtin":
+        tried = " ".join(loc.get("tried") or [])
+        if "debug information" not in tried:
+            raise Failure("%s: builtin without the reason the debug file "
+                          "was not used: %r" % (label, tried))
+    else:
+        raise Failure("%s: located_by %r" % (label, by))
+    return "located by " + by
+
+
 def run_one(args, pid, ddir, path, label, ready, counts):
     argv = [args.heapinspect, "-p", str(pid), "--json",
             "--debuginfo-path", ddir]
+    cache = tempfile.mkdtemp(prefix="hi-debug-cache-")
     try:
         res = subprocess.run(argv, capture_output=True, timeout=120,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL,
+                             env=hi_live.heapinspect_env(cache))
     except subprocess.TimeoutExpired:
         raise Failure("%s: heapinspect hung" % label) from None
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     err = res.stderr.decode("utf-8", "replace")
     rc = res.returncode
     if rc < 0 or "Sanitizer" in err or "runtime error" in err:
@@ -153,14 +185,16 @@ def run_one(args, pid, ddir, path, label, ready, counts):
         if "is corrupt at 0x" not in err:
             raise Failure("%s: exit 1 without a corrupt arena: %s"
                           % (label, err.strip()))
-        key = "exit 1: an arena reads as corrupt"
+        key = "exit 1: an arena reads as corrupt, " + where(
+            json.loads(res.stdout), label, path)
     elif rc == 0:
-        mi = json.loads(res.stdout)["mallinfo2"]
+        snap = json.loads(res.stdout)
+        mi = snap["mallinfo2"]
         wrong = [k for k in FIGURES if mi[k] != ready[k]]
         if wrong:
             raise Failure("%s: exit 0 with wrong figures %s"
                           % (label, wrong))
-        key = "exit 0: exact figures"
+        key = "exit 0: exact figures, " + where(snap, label, path)
     else:
         raise Failure("%s: exit %d: %s" % (label, rc, err.strip()))
     counts[key] = counts.get(key, 0) + 1
@@ -194,7 +228,7 @@ def main():
         counts = {}
         shutil.copyfile(real, path)
         run_one(args, t.pid, ddir, path, "intact copy", ready, counts)
-        if counts != {"exit 0: exact figures": 1}:
+        if counts != {"exit 0: exact figures, located by dwarf": 1}:
             raise Failure("the intact copy did not give exact figures")
         n = 0
         for label, buf in variants(data, rng):

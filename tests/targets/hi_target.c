@@ -87,6 +87,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1435,6 +1436,397 @@ static void sc_decoys(void)
 	}
 }
 
+
+/* ---------------------------------------------------------------- */
+/* Heaps the kernel shows in several mappings                       */
+/* ---------------------------------------------------------------- */
+
+/*
+ * The kernel keeps one mapping (VMA) per run of pages with the same flags
+ * and the same anonymous memory object.  A heap is shown in several when
+ * part of it differs: pages inherited by fork next to pages grown after it
+ * (the child's own anon_vma cannot merge with the inherited one), advice
+ * such as MADV_DONTDUMP or MADV_HUGEPAGE, mlock, or other permissions.
+ * These scenarios make such heaps and add to the ready line how many
+ * mappings their heaps span, counted in /proc/self/maps:
+ *   heap_maps=<n>   lines of [heap] (the main arena's brk area)
+ *   arena_maps=<n>  readable lines inside the 64 MiB heap of the non-main
+ *                   arena that split_arena_block lies in
+ *   thp_madvise=<0|1>  (hugetlb only) whether glibc.malloc.hugetlb=1 can
+ *                   work here: glibc 2.35 or later, and the kernel's THP
+ *                   mode "madvise" (glibc advises only then)
+ */
+#define HEAP_MAX	(64UL << 20)	/* HEAP_MAX_SIZE on 64-bit (arena.c) */
+
+static char maps_buf[1 << 20];
+static void *volatile split_arena_block;
+static int split_thp = -1;
+
+/* /proc/self/maps into maps_buf, NUL-terminated. */
+static void read_maps(void)
+{
+	size_t len = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("cannot open /proc/self/maps", strerror(errno));
+	while (len < sizeof(maps_buf) - 1) {
+		ssize_t r = read(fd, maps_buf + len, sizeof(maps_buf) - 1 - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	maps_buf[len] = '\0';
+}
+
+static unsigned long hex(const char **s)
+{
+	unsigned long v = 0;
+
+	for (;; (*s)++) {
+		char c = **s;
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (unsigned long)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (unsigned long)(c - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+/*
+ * Lines of /proc/self/maps that are [heap] (lo == hi == 0), or readable
+ * and start in [lo, hi).
+ */
+static unsigned long count_maps(unsigned long lo, unsigned long hi)
+{
+	unsigned long n = 0;
+	const char *l = maps_buf;
+
+	while (*l) {
+		const char *eol = strchr(l, '\n');
+		const char *s = l;
+		unsigned long start = hex(&s);
+
+		if (!eol)
+			eol = l + strlen(l);
+		if (lo == hi) {
+			const char *h = strstr(l, "[heap]");
+
+			n += h && h < eol;
+		} else if (start >= lo && start < hi) {
+			/* "start-end perms ...": perms after the first blank. */
+			s = strchr(s, ' ');
+			n += s && s < eol && s[1] == 'r';
+		}
+		l = *eol ? eol + 1 : eol;
+	}
+	return n;
+}
+
+static void split_report(void)
+{
+	read_maps();
+	put_field("heap_maps", count_maps(0, 0));
+	if (split_arena_block) {
+		unsigned long h = (unsigned long)split_arena_block &
+				  ~(HEAP_MAX - 1);
+
+		put_field("arena_maps", count_maps(h, h + HEAP_MAX));
+	}
+	if (split_thp >= 0)
+		put_field("thp_madvise", (unsigned long long)split_thp);
+}
+
+/* The page-aligned part of a block that holds whole pages: npages of them. */
+static char *inner_pages(void *p, size_t size, size_t npages)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+
+	if (a + npages * pg > (uintptr_t)p + size)
+		die("a block too small for its pages", NULL);
+	return (char *)a;
+}
+
+/*
+ * In the arena of the calling thread: a live block, a free chunk of 48 KiB
+ * between two live ones (neither tcache nor a fastbin takes it: it is in
+ * the unsorted bin, where every walk reads it), and the first block kept
+ * to find the arena's heap.  Table entries [base, base + 4).
+ */
+struct split_blocks {
+	char *live_pages;	/* 2 pages inside a live block */
+	char *free_pages;	/* 2 pages inside a free chunk */
+};
+
+static void split_blocks(size_t base, struct split_blocks *sb)
+{
+	const size_t big = 48 * 1024;
+	void *freed;
+
+	set_table_end(base + 4);
+	alloc_block(base, big);
+	alloc_block(base + 1, big);
+	alloc_block(base + 2, big);
+	alloc_block(base + 3, 100);
+	sb->live_pages = inner_pages(blocks[base].p, big, 2);
+	freed = blocks[base + 1].p;
+	sb->free_pages = inner_pages(freed, big, 2);
+	free_block(base + 1);
+}
+
+/* What a split scenario does to one page range, in either arena. */
+enum split_how { SPLIT_DONTDUMP, SPLIT_HUGEPAGE, SPLIT_MLOCK, SPLIT_RO,
+		 SPLIT_RWX };
+
+static void split_pages(char *p, enum split_how how)
+{
+	size_t len = (size_t)sysconf(_SC_PAGESIZE);
+	int r = 0;
+
+	switch (how) {
+	case SPLIT_DONTDUMP:
+		r = madvise(p, len, MADV_DONTDUMP);
+		break;
+	case SPLIT_HUGEPAGE:
+		r = madvise(p, len, MADV_HUGEPAGE);
+		break;
+	case SPLIT_MLOCK:
+		r = mlock(p, len);
+		break;
+	case SPLIT_RO:
+		r = mprotect(p, len, PROT_READ);
+		break;
+	case SPLIT_RWX:
+		r = mprotect(p, len, PROT_READ | PROT_WRITE | PROT_EXEC);
+		break;
+	}
+	if (r)
+		die("cannot split the heap's mapping", strerror(errno));
+}
+
+static enum split_how split_live, split_free;
+static struct split_blocks split_main;
+
+/* The non-main arena of a split scenario: built, split, kept. */
+static void *split_arena_main(void *arg)
+{
+	struct split_blocks sb;
+
+	(void)arg;
+	/* First: its large mallocs would consolidate the fastbins. */
+	split_blocks(30000 + T_BLOCKS + MIX_EXTRA, &sb);
+	build_mixed(30000, T_BLOCKS, 0x5eed0700);
+	split_arena_block = blocks[30000 + 2].p;
+	split_pages(sb.live_pages, split_live);
+	split_pages(sb.free_pages, split_free);
+	return NULL;
+}
+
+/*
+ * A mixed heap in the main arena and in one thread's arena (the thread
+ * exits; its arena stays, on the free list), each with a page of a live
+ * block and a page of a free chunk given its own mapping.
+ */
+static void build_split(enum split_how live, enum split_how freed)
+{
+	pthread_t th;
+	int err;
+
+	split_live = live;
+	split_free = freed;
+	split_blocks(20000 + MIX_EXTRA, &split_main);
+	build_mixed(0, 20000, 0x5eed0701);
+	start_thread(&th, split_arena_main, 0);
+	err = pthread_join(th, NULL);
+	if (err)
+		die("pthread_join failed", strerror(err));
+	split_pages(split_main.live_pages, live);
+	split_pages(split_main.free_pages, freed);
+	pace_report = split_report;
+}
+
+/* MADV_DONTDUMP on a live block's page, MADV_HUGEPAGE on a free one's. */
+static void sc_madvise_split(void)
+{
+	build_split(SPLIT_DONTDUMP, SPLIT_HUGEPAGE);
+}
+
+static void sc_mlock_split(void)
+{
+	build_split(SPLIT_MLOCK, SPLIT_MLOCK);
+}
+
+/*
+ * Other permissions, as programs set them: a live block's page made
+ * read-only (sealed data), and a free chunk's page left executable (a JIT
+ * buffer made rwx, then freed).  malloc itself only makes a non-main
+ * arena's heap PROT_NONE past its end, which every heap has.
+ */
+static void sc_mprotect_split(void)
+{
+	build_split(SPLIT_RO, SPLIT_RWX);
+}
+
+/*
+ * sbrk_own: a program that moves the brk itself once malloc has started
+ * (a runtime of its own beside malloc): [heap] ends 64 KiB past malloc's
+ * top.  glibc copes (the next sysmalloc sees a foreign sbrk); checks that
+ * expect [heap] to end with top do not.
+ */
+static void sc_sbrk_own(void)
+{
+	char *p;
+
+	build_mixed(0, 5000, 0x5eed0730);
+	p = sbrk(64 * 1024);
+	if (p == (void *)-1)
+		die("sbrk failed", strerror(errno));
+	memset(p, 0x5a, 64 * 1024);
+}
+
+static char *const *main_argv;
+
+/*
+ * glibc's own THP advice: with glibc.malloc.hugetlb=1 (2.35 and later)
+ * sysmalloc advises MADV_HUGEPAGE on what it adds to the heap, rounded to
+ * huge pages, when the kernel's THP mode is "madvise".  Tunables are read
+ * at start: the scenario executes itself again with the tunable set.
+ */
+static void sc_hugetlb(void)
+{
+	const char *t = getenv("GLIBC_TUNABLES");
+	char mode[256] = "";
+	ssize_t n = -1;
+	int fd;
+
+	if (!t || !strstr(t, "glibc.malloc.hugetlb=1")) {
+		if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1))
+			die("setenv failed", strerror(errno));
+		execv("/proc/self/exe", main_argv);
+		die("execv failed", strerror(errno));
+	}
+	fd = open("/sys/kernel/mm/transparent_hugepage/enabled",
+		  O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, mode, sizeof(mode) - 1);
+		close(fd);
+	}
+	mode[n > 0 ? n : 0] = '\0';
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)
+	split_thp = strstr(mode, "[madvise]") != NULL;
+#else
+	split_thp = 0;
+#endif
+	build_mixed(0, 20000, 0x5eed0702);
+	/* Enough for sysmalloc to grow the heap several times. */
+	build_mixed(20000 + MIX_EXTRA, 20000, 0x5eed0703);
+	pace_report = split_report;
+}
+
+/*
+ * forked, forked_parent: a pre-forking server.  The parent builds a heap
+ * in the main arena and in a thread's (the thread exits, its arena is
+ * kept on the free list), then forks.  The child grows both: its main
+ * thread's heap with brk, and a new thread's, which takes the inherited
+ * arena off the free list (the fork handler puts every arena but the
+ * forking thread's there) and grows its heap with mprotect.  Pages the
+ * child added lie next to inherited ones in mappings of their own.  The
+ * parent grows its heap after the fork too.
+ *   forked: the child reports and answers commands; its ready line names
+ *     the child's pid.  The parent waits for it and exits with its status.
+ *   forked_parent: the parent reports and answers; the child waits,
+ *     without stdin and stdout, until the parent exits.
+ * The child dies with the parent (PR_SET_PDEATHSIG), so that a driver
+ * that kills the process it started leaves nothing behind.
+ */
+static void *forked_arena_main(void *arg)
+{
+	size_t base = (size_t)(uintptr_t)arg;
+
+	build_mixed(base, T_BLOCKS, 0x5eed0710 + base);
+	if (!split_arena_block)
+		split_arena_block = blocks[base + 2].p;
+	return NULL;
+}
+
+static void forked_grow(size_t base, uint64_t seed)
+{
+	pthread_t th;
+	int err;
+
+	build_mixed(base, 6000, seed);
+	start_thread(&th, forked_arena_main, base + 6000 + MIX_EXTRA);
+	err = pthread_join(th, NULL);
+	if (err)
+		die("pthread_join failed", strerror(err));
+}
+
+static void forked_common(int report_child)
+{
+	int alive[2];
+	pid_t pid;
+
+	/* Parent: [0, 8000+), child: [10000, 18000+), parent after: 20000+. */
+	forked_grow(0, 0x5eed0720);
+	if (pipe(alive))
+		die("pipe failed", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork failed", strerror(errno));
+	if (pid == 0) {
+		close(alive[1]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+#ifdef PR_SET_PTRACER
+		prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+#endif
+		if (getppid() == 1)
+			_exit(2);
+		split_arena_block = NULL;
+		forked_grow(10000, 0x5eed0721);
+		if (report_child) {
+			pace_report = split_report;
+			return;
+		}
+		/* Out of the way: no stdin, no stdout, until the parent ends. */
+		close(0);
+		close(1);
+		while (read(alive[0], &pid, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(alive[0]);
+	if (report_child) {
+		int status;
+
+		close(0);
+		close(1);
+		while (waitpid(pid, &status, 0) < 0)
+			if (errno != EINTR)
+				_exit(2);
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 2);
+	}
+	/* alive[1] stays open until this process ends. */
+	forked_grow(20000, 0x5eed0722);
+	pace_report = split_report;
+}
+
+static void sc_forked(void)
+{
+	forked_common(1);
+}
+
+static void sc_forked_parent(void)
+{
+	forked_common(0);
+}
+
 static const struct scenario {
 	const char *name;
 	void (*build)(void);
@@ -1460,6 +1852,13 @@ static const struct scenario {
 	{ "mmap_grow", sc_mmap_grow },
 	{ "grow", sc_grow },
 	{ "decoys", sc_decoys },
+	{ "forked", sc_forked },
+	{ "forked_parent", sc_forked_parent },
+	{ "madvise_split", sc_madvise_split },
+	{ "mlock_split", sc_mlock_split },
+	{ "mprotect_split", sc_mprotect_split },
+	{ "hugetlb", sc_hugetlb },
+	{ "sbrk_own", sc_sbrk_own },
 };
 
 /* ---------------------------------------------------------------- */
@@ -1515,6 +1914,7 @@ int main(int argc, char **argv)
 	if (argc != 2 && argc != 3)
 		die("usage: hi_target SCENARIO [ARG]", NULL);
 	sc_arg = argc == 3 ? argv[2] : NULL;
+	main_argv = argv;
 	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		if (!strcmp(argv[1], scenarios[i].name))
 			sc = &scenarios[i];

@@ -232,6 +232,7 @@ static struct hi_map map_v[] = {
 	{ .start = LIB, .end = LIB + LIBSZ, .prot = HI_PROT_R | HI_PROT_W },
 };
 static const struct hi_maps maps = { .v = map_v, .n = 3 };
+static const struct hi_maps *vmaps = &maps;
 static const struct hi_reader reader = { .read = m_read };
 
 static hi_addr_t bin_at(hi_addr_t arena, unsigned i)
@@ -351,7 +352,7 @@ static int verify(hi_addr_t a, hi_addr_t p, struct ptm_checks *c)
 {
 	struct ptm_where w = { .main_arena = a, .mp = p };
 
-	return ptm_verify(L, &w, LIB, LIB + LIBSZ, &reader, &maps, c);
+	return ptm_verify(L, &w, LIB, LIB + LIBSZ, &reader, vmaps, c);
 }
 
 static const char *first_failed(const struct ptm_checks *c)
@@ -467,6 +468,38 @@ static void test_verify(void)
 	(void)get_lib;
 }
 
+/*
+ * [heap] in several mappings, as the kernel shows it in a forked child
+ * that grew its heap, or after madvise, mlock or mprotect of part of it:
+ * one heap for every check.  Pieces with a hole between them are not.
+ */
+static void test_split_heap(void)
+{
+	struct hi_map v[5] = { map_v[0], map_v[1], map_v[1], map_v[1],
+			       map_v[2] };
+	struct hi_maps split = { .v = v, .n = 5 };
+	struct ptm_checks c;
+	int ret;
+
+	setup();
+	v[1].end = HEAP + 0x800;
+	v[2].start = HEAP + 0x800;
+	v[2].end = HEAP + 0xc00;
+	v[2].prot = HI_PROT_R;
+	v[3].start = HEAP + 0xc00;
+	vmaps = &split;
+	ret = verify(ARENA, PAR, &c);
+	CHECK(ret == 1, "[heap] in 3 mappings: %d, failed %s", ret,
+	      first_failed(&c));
+	/* A hole in the middle: the pieces are no longer one heap. */
+	v[2].end = HEAP + 0xb00;
+	ret = verify(ARENA, PAR, &c);
+	CHECK(ret == 0 && !strcmp(first_failed(&c),
+				  "mp_.sbrk_base is the start of [heap]"),
+	      "[heap] with a hole: %d, failed %s", ret, first_failed(&c));
+	vmaps = &maps;
+}
+
 static void test_select(void)
 {
 	hi_addr_t a[PTM_MAX_CAND], p[PTM_MAX_CAND];
@@ -571,6 +604,7 @@ int main(void)
 {
 	test_candidates();
 	test_verify();
+	test_split_heap();
 	test_select();
 	/* The same world in glibc 2.43's layout. */
 	build = build243;

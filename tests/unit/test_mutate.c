@@ -3,7 +3,7 @@
  * The glibc walker over real heap images, intact and then corrupted
  * (tests/image/: hi_capture copies them from test targets).
  *
- *	test_mutate [--iterations N] [--seed S] IMAGE...
+ *	test_mutate [--iterations N] [--seed S] [--sweeps K] IMAGE...
  *
  * Intact, each image must give exactly the figures its target reported
  * itself.  Then N times in all (split over the images), with a fixed seed,
@@ -22,6 +22,14 @@
  * never a crash, and never more reader calls than one per 8 bytes of the
  * image's writable memory (a bound proportional to the heap's size, counted
  * rather than timed).
+ *
+ * Each walk follows the lists (as glibc's int_mallinfo does); K of the
+ * corruptions in all, spread evenly, are also swept (ptmalloc_sweep.c:
+ * the heap read from end to end, which copies all of it, so not every
+ * one of a large image), with the same promises, and the two must end
+ * with the same figures unless one of them reports the heap corrupt (or
+ * the sweep gives up, and the lists decide, as in auto mode).  Intact,
+ * both give the target's figures.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -161,6 +169,7 @@ static void figs(const struct hi_mallinfo *mi, uint64_t v[HI_IMAGE_NFIG])
 struct undo {
 	unsigned char *at;
 	unsigned char old;
+	hi_addr_t addr;
 };
 
 struct mutation {
@@ -183,10 +192,21 @@ static void set_byte(struct mutation *mu, const struct ranges *hot,
 		return;
 	mu->u[mu->n].at = p;
 	mu->u[mu->n].old = *p;
+	mu->u[mu->n].addr = a;
 	mu->n++;
 	*p = v;
 	if (in_ranges(hot, a))
 		mu->touched = 1;
+}
+
+/* Whether a byte the mutation changed lies in r. */
+static int touches(const struct mutation *mu, const struct ranges *r)
+{
+	for (size_t i = 0; i < mu->n; i++) {
+		if (in_ranges(r, mu->u[i].addr))
+			return 1;
+	}
+	return 0;
 }
 
 static void set_word(struct mutation *mu, const struct ranges *hot,
@@ -361,6 +381,7 @@ static void check_invariants(const struct hi_image *im,
 
 struct stats {
 	uint64_t exact, other_ok, corrupt_arena, corrupt_ring, busy;
+	uint64_t declined;
 	uint64_t max_calls, max_bytes;
 	char samples[6][256];
 	int nsamples;
@@ -373,17 +394,101 @@ static void sample(struct stats *st, const char *why, hi_addr_t at)
 			 "corrupt at 0x%" PRIx64 ": %s", at, why);
 }
 
-static int run_image(const char *path, uint64_t iterations)
+/* How one walk of a corrupted image ended. */
+enum outcome { FIGURES, CORRUPT, DECLINED };
+
+/*
+ * Walk the image in mode and check the walk's own promises: bounds,
+ * reasons, complete exactly when no arena is corrupt or busy, the
+ * invariants.  Fill got (and *narenas) with the figures when it ended
+ * with figures.
+ */
+static enum outcome walk_checked(struct hi_image *im, struct hi_reader *r,
+				 struct hi_image_reader *ir,
+				 enum ptm_mode mode, const char *ctx,
+				 uint64_t call_bound, uint64_t byte_bound,
+				 struct stats *st, uint64_t got[HI_IMAGE_NFIG],
+				 size_t *narenas)
+{
+	enum outcome out = CORRUPT;
+	struct hi_heap h;
+	int ret;
+
+	ir->calls = ir->bytes = 0;
+	ret = ptm_read_heap_mode(&im->l, &im->w, r, &im->maps, 1, mode, &h);
+	if (ir->calls > st->max_calls)
+		st->max_calls = ir->calls;
+	if (ir->bytes > st->max_bytes)
+		st->max_bytes = ir->bytes;
+	if (ir->calls > call_bound || ir->bytes > byte_bound)
+		FAIL("%s: %" PRIu64 " reads, %" PRIu64 " bytes: past "
+		     "the bound", ctx, ir->calls, ir->bytes);
+	if (ret == -HI_E_CORRUPT) {
+		st->corrupt_ring++;
+		if (!h.why[0])
+			FAIL("%s: corrupt ring without a reason", ctx);
+		else
+			sample(st, h.why, h.bad_addr);
+		return CORRUPT;
+	}
+	if (ret == -ENOTSUP && mode == PTM_SWEEP) {
+		/* The sweep gave up: auto mode walks the lists then. */
+		st->declined++;
+		return DECLINED;
+	}
+	if (ret) {
+		FAIL("%s: walk returned %d (%s)", ctx, ret, hi_strerror(ret));
+		return CORRUPT;
+	}
+	{
+		int corrupt = 0, busy = 0;
+
+		for (size_t i = 0; i < h.narenas; i++) {
+			const struct hi_arena *a = &h.arenas[i];
+
+			if (a->status == -HI_E_CORRUPT) {
+				corrupt++;
+				if (!a->why[0])
+					FAIL("%s: arena %zu corrupt without "
+					     "a reason", ctx, i);
+				else
+					sample(st, a->why, a->bad_addr);
+			} else if (a->status == -HI_E_BUSY) {
+				busy++;
+			} else if (a->status) {
+				FAIL("%s: arena %zu status %d", ctx, i,
+				     a->status);
+			}
+		}
+		if (h.complete != (corrupt + busy == 0))
+			FAIL("%s: complete is %d with %d corrupt, %d busy "
+			     "arenas", ctx, h.complete, corrupt, busy);
+		if (corrupt)
+			st->corrupt_arena++;
+		else if (busy)
+			st->busy++;
+		if (h.complete) {
+			check_invariants(im, &h, ctx);
+			figs(&h.mi, got);
+			*narenas = h.narenas;
+			out = FIGURES;
+		}
+	}
+	hi_heap_free(&h);
+	return out;
+}
+
+static int run_image(const char *path, uint64_t iterations, uint64_t sweeps)
 {
 	struct hi_image im;
 	struct hi_image_reader ir;
 	struct hi_reader r;
-	struct ranges reads = { 0 }, hot;
+	struct ranges reads = { 0 }, sreads = { 0 }, hot, shot;
 	struct hi_heap h;
-	struct stats st = { 0 };
+	struct stats st = { 0 }, sst = { 0 };
 	struct targets tg;
 	uint64_t intact[HI_IMAGE_NFIG], got[HI_IMAGE_NFIG], rw, call_bound;
-	uint64_t byte_bound;
+	uint64_t sgot[HI_IMAGE_NFIG], byte_bound, every, agreed = 0;
 	size_t narenas;
 	int ret, before = failures;
 
@@ -399,110 +504,92 @@ static int run_image(const char *path, uint64_t iterations)
 	memset(&ir, 0, sizeof(ir));
 	ir.im = &im;
 	ir.trace = trace;
-	ir.trace_arg = &reads;
 	r = hi_image_reader(&ir);
-	ret = ptm_read_heap(&im.l, &im.w, &r, &im.maps, 1, &h);
-	if (ret || !h.complete) {
-		FAIL("%s: intact walk: %d, %s", path, ret,
-		     h.narenas ? h.arenas[0].why : "");
-		goto out;
+	/* Intact, both ways, each tracing what it reads. */
+	for (int m = 0; m < (sweeps ? 2 : 1); m++) {
+		ir.trace_arg = m ? &sreads : &reads;
+		ret = ptm_read_heap_mode(&im.l, &im.w, &r, &im.maps, 1,
+					 m ? PTM_SWEEP : PTM_LISTS, &h);
+		if (ret || !h.complete) {
+			FAIL("%s: intact walk (%s): %d, %s", path,
+			     m ? "sweep" : "lists", ret,
+			     !ret && h.narenas ? h.arenas[0].why : "");
+			if (!ret)
+				hi_heap_free(&h);
+			goto out;
+		}
+		/* The intact walk against the target's own mallinfo2(). */
+		figs(&h.mi, m ? sgot : intact);
+		narenas = h.narenas;
+		hi_heap_free(&h);
 	}
-	/* The intact walk against the target's own mallinfo2(). */
-	figs(&h.mi, intact);
 	for (int i = 0; i < HI_IMAGE_NFIG; i++) {
 		uint64_t v = im.low32 ? intact[i] & 0xffffffffu : intact[i];
 
 		if (!im.have_fig || v != im.fig[i])
 			FAIL("%s: intact %s = %" PRIu64 ", the target said %"
 			     PRIu64, path, fig_names[i], v, im.fig[i]);
+		if (sweeps && sgot[i] != intact[i])
+			FAIL("%s: intact, the sweep's %s = %" PRIu64 ", the "
+			     "lists' %" PRIu64, path, fig_names[i], sgot[i],
+			     intact[i]);
 	}
-	narenas = h.narenas;
-	hi_heap_free(&h);
 	hot = merged(&reads);
+	shot = merged(&sreads);
 	tg = find_targets(&im);
 	rw = hi_image_rw_bytes(&im);
 	call_bound = rw / 8 + 64;
 	byte_bound = 2 * rw + 65536;
+	every = sweeps ? (iterations + sweeps - 1) / sweeps : 0;
 	printf("%s: %zu arenas, %" PRIu64 " reads intact, %" PRIu64
-	       " bytes of writable memory, bound %" PRIu64 " reads\n", path,
-	       narenas, ir.calls, rw, call_bound);
+	       " bytes of writable memory, bound %" PRIu64 " reads; the "
+	       "sweep too every %" PRIu64 " corruptions\n", path, narenas,
+	       ir.calls, rw, call_bound, every);
 	ir.trace = NULL;
 
 	for (uint64_t it = 0; it < iterations; it++) {
 		struct mutation mu = { .n = 0 };
 		unsigned nchanges = below(10) == 0 ? 2 + (unsigned)below(3) : 1;
+		enum outcome lo, so;
+		size_t ln = 0, sn = 0;
 		char ctx[320];
 
 		for (unsigned k = 0; k < nchanges; k++)
 			mutate_one(&mu, &reads, &hot, &im, &tg);
 		snprintf(ctx, sizeof(ctx), "%s #%" PRIu64 ":%s", path, it,
 			 mu.what);
-		ir.calls = ir.bytes = 0;
-		ret = ptm_read_heap(&im.l, &im.w, &r, &im.maps, 1, &h);
-		if (ir.calls > st.max_calls)
-			st.max_calls = ir.calls;
-		if (ir.bytes > st.max_bytes)
-			st.max_bytes = ir.bytes;
-		if (ir.calls > call_bound || ir.bytes > byte_bound)
-			FAIL("%s: %" PRIu64 " reads, %" PRIu64 " bytes: past "
-			     "the bound", ctx, ir.calls, ir.bytes);
-		if (ret == -HI_E_CORRUPT) {
-			st.corrupt_ring++;
-			if (!h.why[0])
-				FAIL("%s: corrupt ring without a reason", ctx);
+		lo = walk_checked(&im, &r, &ir, PTM_LISTS, ctx, call_bound,
+				  byte_bound, &st, got, &ln);
+		if (lo == FIGURES) {
+			if (!memcmp(got, intact, sizeof(got)) && ln == narenas)
+				st.exact++;
 			else
-				sample(&st, h.why, h.bad_addr);
-		} else if (ret) {
-			FAIL("%s: walk returned %d (%s)", ctx, ret,
-			     hi_strerror(ret));
-		} else {
-			int corrupt = 0, busy = 0;
-
-			for (size_t i = 0; i < h.narenas; i++) {
-				const struct hi_arena *a = &h.arenas[i];
-
-				if (a->status == -HI_E_CORRUPT) {
-					corrupt++;
-					if (!a->why[0])
-						FAIL("%s: arena %zu corrupt "
-						     "without a reason", ctx,
-						     i);
-					else
-						sample(&st, a->why,
-						       a->bad_addr);
-				} else if (a->status == -HI_E_BUSY) {
-					busy++;
-				} else if (a->status) {
-					FAIL("%s: arena %zu status %d", ctx, i,
-					     a->status);
-				}
-			}
-			if (h.complete != (corrupt + busy == 0))
-				FAIL("%s: complete is %d with %d corrupt, %d "
-				     "busy arenas", ctx, h.complete, corrupt,
-				     busy);
-			if (corrupt)
-				st.corrupt_arena++;
-			else if (busy)
-				st.busy++;
-			if (h.complete) {
-				check_invariants(&im, &h, ctx);
-				figs(&h.mi, got);
-				if (!memcmp(got, intact, sizeof(got)) &&
-				    h.narenas == narenas)
-					st.exact++;
-				else
-					st.other_ok++;
-			}
+				st.other_ok++;
 		}
 		/* Nothing the walk reads changed: nothing may differ. */
 		if (!mu.touched &&
-		    (ret || !h.complete || h.narenas != narenas ||
-		     (figs(&h.mi, got), memcmp(got, intact, sizeof(got)))))
+		    (lo != FIGURES || ln != narenas ||
+		     memcmp(got, intact, sizeof(got))))
 			FAIL("%s: only bytes the walk does not read changed, "
 			     "yet the result differs", ctx);
-		if (!ret)
-			hi_heap_free(&h);
+		if (every && it % every == 0) {
+			so = walk_checked(&im, &r, &ir, PTM_SWEEP, ctx,
+					  call_bound, byte_bound, &sst, sgot,
+					  &sn);
+			sst.exact += so == FIGURES &&
+				     !memcmp(sgot, intact, sizeof(sgot));
+			/* Both figures, or one of them says corrupt. */
+			if (so == FIGURES && lo == FIGURES &&
+			    (sn != ln || memcmp(sgot, got, sizeof(got))))
+				FAIL("%s: the sweep and the lists give "
+				     "different figures", ctx);
+			agreed += so == FIGURES && lo == FIGURES;
+			if (!touches(&mu, &shot) &&
+			    (so != FIGURES || sn != narenas ||
+			     memcmp(sgot, intact, sizeof(sgot))))
+				FAIL("%s: only bytes the sweep does not read "
+				     "changed, yet its result differs", ctx);
+		}
 		undo(&mu);
 	}
 	printf("  %" PRIu64 " corrupted heaps: %" PRIu64 " exact, %" PRIu64
@@ -513,16 +600,28 @@ static int run_image(const char *path, uint64_t iterations)
 	       st.busy, st.max_calls, st.max_bytes);
 	for (int i = 0; i < st.nsamples; i++)
 		printf("  e.g. %s\n", st.samples[i]);
+	if (every) {
+		printf("  swept too: %" PRIu64 " of them: %" PRIu64 " exact, %"
+		       PRIu64 " figures equal to the lists', %" PRIu64
+		       " corrupt arena, %" PRIu64 " corrupt ring, %" PRIu64
+		       " given up (the lists then)\n",
+		       (iterations + every - 1) / every, sst.exact, agreed,
+		       sst.corrupt_arena, sst.corrupt_ring, sst.declined);
+		for (int i = 0; i < sst.nsamples; i++)
+			printf("  e.g. %s\n", sst.samples[i]);
+	}
 	free(hot.v);
+	free(shot.v);
 out:
 	free(reads.v);
+	free(sreads.v);
 	hi_image_free(&im);
 	return failures == before ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t iterations = 100000, seed = 1;
+	uint64_t iterations = 100000, seed = 1, sweeps = 0;
 	int first = 1, nimages;
 
 	while (first + 1 < argc && argv[first][0] == '-') {
@@ -530,6 +629,8 @@ int main(int argc, char **argv)
 			iterations = strtoull(argv[first + 1], NULL, 10);
 		else if (strcmp(argv[first], "--seed") == 0)
 			seed = strtoull(argv[first + 1], NULL, 10);
+		else if (strcmp(argv[first], "--sweeps") == 0)
+			sweeps = strtoull(argv[first + 1], NULL, 10);
 		else
 			break;
 		first += 2;
@@ -537,7 +638,7 @@ int main(int argc, char **argv)
 	nimages = argc - first;
 	if (nimages < 1) {
 		fprintf(stderr, "usage: test_mutate [--iterations N] "
-			"[--seed S] IMAGE...\n");
+			"[--seed S] [--sweeps K] IMAGE...\n");
 		return 64;
 	}
 	rng_state = seed ? seed : 1;
@@ -545,7 +646,8 @@ int main(int argc, char **argv)
 	       "\n", iterations, nimages, seed);
 	for (int i = first; i < argc; i++)
 		run_image(argv[i], iterations / nimages +
-				   (i - first < (int)(iterations % nimages)));
+				   (i - first < (int)(iterations % nimages)),
+			  sweeps / nimages);
 	printf("%d failures\n", failures);
 	return failures ? 1 : 0;
 }

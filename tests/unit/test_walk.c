@@ -37,11 +37,32 @@ static int failures, checks;
 #define HEAP (BASE + 0x10000) /* chunks */
 
 static unsigned char mem[MEMSZ];
+/*
+ * test_sweep_sparse's heap goes on far away: FARSZ bytes at FAR, and
+ * between mem and them bytes never written (zeros), inside a chunk.
+ */
+#define FAR (BASE + (48u << 20))
+#define FARSZ (1u << 16)
+static unsigned char far[FARSZ];
+static int sparse;
 
 static int buf_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 {
 	(void)arg;
+	if (sparse && addr >= BASE + MEMSZ && addr < FAR + FARSZ &&
+	    len <= FAR + FARSZ - addr) {
+		for (size_t i = 0; i < len; i++) {
+			hi_addr_t a = addr + i;
+
+			((unsigned char *)buf)[i] =
+				a >= FAR ? far[a - FAR] :
+				a < BASE + MEMSZ ? mem[a - BASE] : 0;
+		}
+		return 0;
+	}
 	if (addr < BASE || addr - BASE > MEMSZ || len > MEMSZ - (addr - BASE))
+		return -EFAULT;
+	if (sparse && len > MEMSZ - (addr - BASE))
 		return -EFAULT;
 	memcpy(buf, mem + (addr - BASE), len);
 	return 0;
@@ -83,7 +104,10 @@ static int direct_read(void *arg, hi_addr_t addr, void *buf, size_t len)
 static struct hi_map the_map = {
 	.start = BASE, .end = BASE + MEMSZ, .prot = HI_PROT_R | HI_PROT_W,
 };
-static const struct hi_maps maps = { .v = &the_map, .n = 1 };
+static const struct hi_maps one_map = { .v = &the_map, .n = 1 };
+/* What the walks see: one mapping, or the pieces of test_split_maps. */
+static const struct hi_maps *walk_maps = &one_map;
+#define maps (*walk_maps)
 static const struct hi_reader reader = {
 	.read = buf_read,
 	.read_direct = direct_read,
@@ -151,7 +175,22 @@ static struct ptm_layout layout(int safe_linking)
 
 static void put64(hi_addr_t addr, uint64_t v)
 {
+	if (addr >= FAR) {
+		memcpy(far + (addr - FAR), &v, 8);
+		return;
+	}
 	memcpy(mem + (addr - BASE), &v, 8);
+}
+
+static uint64_t get64(hi_addr_t addr)
+{
+	uint64_t v;
+
+	if (addr >= FAR)
+		memcpy(&v, far + (addr - FAR), 8);
+	else
+		memcpy(&v, mem + (addr - BASE), 8);
+	return v;
 }
 
 static void put32(hi_addr_t addr, uint32_t v)
@@ -171,7 +210,7 @@ struct expect {
 
 static hi_addr_t next_chunk;
 /* Chunks put in bins: the chunk after each is told it is free. */
-static hi_addr_t binned[1024];
+static hi_addr_t binned[2048];
 static size_t nbinned;
 
 static hi_addr_t new_chunk(uint64_t size)
@@ -201,15 +240,15 @@ static void push_fast(const struct ptm_layout *l, unsigned idx, uint64_t size,
 static void push_bin(const struct ptm_layout *l, unsigned i, uint64_t size,
 		     struct expect *e)
 {
-	hi_addr_t b = bin_at(l, i), p, fwd;
+	hi_addr_t b = bin_at(l, i), p, fwd = get64(b + 16);
 
-	memcpy(&fwd, mem + (b + 16 - BASE), 8);
 	p = new_chunk(size);
 	put64(p + 16, fwd);
 	put64(p + 24, b);
 	put64(fwd + 24, p);
 	put64(b + 16, p);
-	binned[nbinned++] = p;
+	if (nbinned < sizeof(binned) / sizeof(binned[0]))
+		binned[nbinned++] = p;
 	e->bin_chunks++;
 	e->bin_bytes += size;
 }
@@ -429,6 +468,35 @@ static void bin_null(struct ptm_layout *l)
 	put64(p + 24, 0);
 }
 
+/*
+ * Links that do not point back (unlink_chunk's "corrupted double-linked
+ * list"): bin 10 holds two chunks, b <-> F <-> L <-> b.
+ */
+static void bin_fd_self(struct ptm_layout *l)
+{
+	hi_addr_t last;
+
+	memcpy(&last, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	put64(last + 16, last);
+}
+
+static void bin_header_fd(struct ptm_layout *l)
+{
+	hi_addr_t last;
+
+	memcpy(&last, mem + (bin_at(l, 10) + 24 - BASE), 8);
+	put64(bin_at(l, 10) + 16, last);
+}
+
+/* The first chunk's fd skips the last: F -> b while L -> F stays. */
+static void bin_fd_skips(struct ptm_layout *l)
+{
+	hi_addr_t first;
+
+	memcpy(&first, mem + (bin_at(l, 10) + 16 - BASE), 8);
+	put64(first + 16, bin_at(l, 10));
+}
+
 static void ring_open(struct ptm_layout *l)
 {
 	put64(ARENA + l->next.off, BASE + MEMSZ + 0x1000);
@@ -619,6 +687,19 @@ static void test_sweep_pieces(int safe_linking)
 		walk_mode = PTM_AUTO;
 		wait_for_two = 0;
 		unsetenv("HEAPINSPECT_SWEEP_THREADS");
+		/*
+		 * A bin whose first chunk is no chunk is corrupt, whatever
+		 * the lists, which walk from the last, would say.
+		 */
+		if (bad) {
+			CHECK(ret == 0 && !h.complete &&
+			      h.arenas[0].status == -HI_E_CORRUPT,
+			      "pieces, bins pointing into chunks: ret %d, "
+			      "not corrupt", ret);
+			if (ret == 0)
+				hi_heap_free(&h);
+			continue;
+		}
 		CHECK(ret == 0 && h.complete, "pieces (bad cuts %d): ret %d",
 		      bad, ret);
 		if (ret)
@@ -746,7 +827,22 @@ static void test_call_sound(int sl)
 	      "%s", ret, h.narenas ? h.arenas[0].why : "");
 	hi_heap_free(&h);
 	trim_only("fastbin chunk's bogus prev_size", sl, fast_prev_bogus);
-	trim_only("merged neighbour's fd", sl, neighbour_fd);
+	/*
+	 * A free chunk whose fd does not point back: malloc_trim's merging
+	 * would unlink it; mallinfo2 never reads fd, but the lists' walk
+	 * checks both links as unlink_chunk does, so the read itself finds
+	 * it and neither call is made.
+	 */
+	build(&l, &e);
+	neighbour_fd(&l);
+	ret = sound(&l, HI_CALL_INFO, &h);
+	CHECK(ret == -HI_E_CORRUPT && !h.complete, "merged neighbour's fd: "
+	      "mallinfo2 found sound (%d)", ret);
+	hi_heap_free(&h);
+	ret = sound(&l, HI_CALL_TRIM, &h);
+	CHECK(ret == -HI_E_CORRUPT && !h.complete, "merged neighbour's fd: "
+	      "malloc_trim found sound (%d)", ret);
+	hi_heap_free(&h);
 	trim_only("madvised chunk in use", sl, madvise_in_use);
 
 	/* A lock the call held: released, and reported. */
@@ -763,6 +859,336 @@ static void test_call_sound(int sl)
 			     &first) == 0, "unlock_all released free locks");
 }
 
+/*
+ * The same heap shown by the kernel in several mappings (a forked child's
+ * inherited and grown pages, madvise, mlock, mprotect): a free chunk and
+ * top that span pieces are one heap, exact in every mode.  A piece of
+ * another object in the middle (a file), or a read-only page in a free
+ * chunk, is not: corrupt, or a sweep that gives up.
+ */
+static void test_split_maps(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	const enum ptm_mode modes[] = { PTM_AUTO, PTM_LISTS, PTM_SWEEP };
+	struct hi_map v[5];
+	struct hi_maps split = { .v = v, .n = 5 };
+	struct hi_heap h;
+	struct expect e;
+	hi_addr_t top, cut[4];
+	int ret;
+
+	build(&l, &e);
+	memcpy(&top, mem + (ARENA + l.top.off - BASE), 8);
+	/* Inside the unsorted bin's 4000-byte chunk, and twice in top. */
+	cut[0] = BASE;
+	cut[1] = HEAP + 0x1000;
+	cut[2] = (top + 0x1fff) & ~0xfffull;
+	cut[3] = cut[2] + 0x1000;
+	CHECK(cut[1] > HEAP + 32 * 5 + 80 * 3 && cut[1] < HEAP + 400 + 4000 &&
+	      cut[3] < top + e.top, "the cuts are not where they should be");
+	for (int i = 0; i < 5; i++) {
+		v[i] = the_map;
+		v[i].backing = HI_BACKING_ANON;
+	}
+	v[0].start = cut[0];
+	v[0].end = cut[1];
+	v[1].start = cut[1];
+	v[1].end = cut[2];
+	v[2].start = cut[2];
+	v[2].end = cut[3];
+	v[3].start = cut[3];
+	v[3].end = cut[3] + 0x1000;
+	v[4].start = cut[3] + 0x1000;
+	v[4].end = BASE + MEMSZ;
+	walk_maps = &split;
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		walk_mode = modes[m];
+		ret = walk(&l, &h);
+		CHECK(ret == 0 && h.complete &&
+		      h.arenas[0].bin_chunks == e.bin_chunks &&
+		      h.arenas[0].bin_bytes == e.bin_bytes &&
+		      h.arenas[0].fast_chunks == e.fast_chunks &&
+		      h.arenas[0].top_size == e.top,
+		      "split heap, mode %d: ret %d, %s", modes[m], ret,
+		      ret == 0 && h.narenas ? h.arenas[0].why : "");
+		if (ret == 0)
+			hi_heap_free(&h);
+	}
+	/* The middle of the unsorted chunk is a file's: not one heap. */
+	v[1].backing = 0;
+	v[1].end = cut[1] + 0x1000;
+	v[2].start = cut[1] + 0x1000;
+	v[2].end = cut[3];
+	walk_mode = PTM_LISTS;
+	ret = walk(&l, &h);
+	CHECK(ret == 0 && !h.complete &&
+	      h.arenas[0].status == -HI_E_CORRUPT,
+	      "a file's page in a free chunk: ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+	/* A read-only page in the free chunk: the sweep gives up. */
+	v[1].backing = HI_BACKING_ANON;
+	v[1].prot = HI_PROT_R;
+	walk_mode = PTM_SWEEP;
+	ret = walk(&l, &h);
+	CHECK(ret == -ENOTSUP, "a read-only page in a free chunk, sweep: "
+	      "ret %d", ret);
+	if (ret == 0)
+		hi_heap_free(&h);
+	walk_mode = PTM_AUTO;
+	walk_maps = &one_map;
+}
+
+/* An empty arena at ARENA: its bins empty, the heap from HEAP. */
+static void heap_start(const struct ptm_layout *l, struct expect *e)
+{
+	memset(mem, 0, sizeof(mem));
+	memset(far, 0, sizeof(far));
+	memset(e, 0, sizeof(*e));
+	next_chunk = HEAP;
+	nbinned = 0;
+	put64(ARENA + l->next.off, ARENA);
+	put64(ARENA + l->attached_threads.off, 1);
+	for (unsigned i = 1; i < 128; i++) {
+		put64(bin_at(l, i) + 16, bin_at(l, i));
+		put64(bin_at(l, i) + 24, bin_at(l, i));
+	}
+}
+
+/* top after the chunks, as _int_free and sysmalloc leave them. */
+static void heap_end(const struct ptm_layout *l, struct expect *e)
+{
+	hi_addr_t top = new_chunk(0x8000);
+
+	e->top = 0x8000;
+	for (size_t i = 0; i < nbinned; i++) {
+		hi_addr_t n = binned[i] + (get64(binned[i] + 8) & ~7ull);
+
+		put64(n + 8, get64(n + 8) & ~1ull);
+	}
+	put64(PAR + l->sbrk_base.off, HEAP);
+	put64(ARENA + l->top.off, top);
+	put64(ARENA + l->system_mem.off, next_chunk - HEAP);
+	put64(ARENA + l->max_system_mem.off, next_chunk - HEAP);
+}
+
+/* Walk in mode (threads > 0: a sweep shared out among that many). */
+static int walk_as(const struct ptm_layout *l, enum ptm_mode mode,
+		   int threads, struct hi_heap *h)
+{
+	char n[16];
+	int ret;
+
+	if (threads) {
+		snprintf(n, sizeof(n), "%d", threads);
+		setenv("HEAPINSPECT_SWEEP_THREADS", n, 1);
+	}
+	walk_mode = mode;
+	ret = walk(l, h);
+	walk_mode = PTM_AUTO;
+	unsetenv("HEAPINSPECT_SWEEP_THREADS");
+	return ret;
+}
+
+/* Exact figures in every mode, or (expect_corrupt) corrupt in every one. */
+static void walk_all(const struct ptm_layout *l, const struct expect *e,
+		     int expect_corrupt, const char *what)
+{
+	static const struct {
+		enum ptm_mode mode;
+		int threads;
+	} ways[] = {
+		{ PTM_LISTS, 0 }, { PTM_SWEEP, 0 }, { PTM_SWEEP, 3 },
+	};
+
+	for (size_t w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+		struct hi_heap h;
+		int ret = walk_as(l, ways[w].mode, ways[w].threads, &h);
+
+		if (expect_corrupt) {
+			CHECK(ret == 0 && !h.complete &&
+			      h.arenas[0].status == -HI_E_CORRUPT &&
+			      h.arenas[0].why[0],
+			      "%s, mode %d/%d: ret %d, not corrupt", what,
+			      ways[w].mode, ways[w].threads, ret);
+		} else {
+			CHECK(ret == 0 && h.complete &&
+			      h.arenas[0].bin_chunks == e->bin_chunks &&
+			      h.arenas[0].bin_bytes == e->bin_bytes &&
+			      h.arenas[0].fast_chunks == e->fast_chunks &&
+			      h.arenas[0].top_size == e->top,
+			      "%s, mode %d/%d: ret %d, %" PRIu64 " chunks, %"
+			      PRIu64 " bytes in bins, expected %" PRIu64 ", %"
+			      PRIu64 ": %s", what, ways[w].mode,
+			      ways[w].threads, ret,
+			      ret ? 0 : h.arenas[0].bin_chunks,
+			      ret ? 0 : h.arenas[0].bin_bytes, e->bin_chunks,
+			      e->bin_bytes, ret ? "" : h.arenas[0].why);
+		}
+		if (ret == 0)
+			hi_heap_free(&h);
+	}
+}
+
+/*
+ * The sweep's index of the chunks in bins (ptmalloc_sweep.c): pages that
+ * hold more free chunks than a bucket's keys (32-byte chunks between
+ * 32-byte chunks in use: 64 a page), searched by address, also where a
+ * cut between two pieces falls in one; and links in such a page that do
+ * not point back.
+ */
+static void test_sweep_index(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	struct expect e;
+	hi_addr_t p;
+
+	heap_start(&l, &e);
+	for (unsigned k = 0; k < 1500; k++) {
+		new_chunk(32);
+		push_bin(&l, k % 4 ? 2 : 1, 32, &e);
+	}
+	new_chunk(64);
+	heap_end(&l, &e);
+	walk_all(&l, &e, 0, "64 free chunks a page");
+	/* A chunk's fd at its free neighbour, whose bk is not it. */
+	p = binned[700];
+	put64(p + 16, p + 64);
+	walk_all(&l, &e, 1, "fd at a free neighbour");
+	/* At no chunk, in the same page. */
+	put64(p + 16, p + 32);
+	walk_all(&l, &e, 1, "fd into a chunk in use");
+}
+
+/*
+ * Links that point back, on lists that are wrong: a chunk of bin 10 moved
+ * to the front of bin 64 (both walks: a size of another bin), and one
+ * taken off its list and linked to itself (the sweep: a free chunk on no
+ * list; the lists cannot see it).
+ */
+static void test_sweep_lists(int safe_linking)
+{
+	struct ptm_layout l = layout(safe_linking);
+	hi_addr_t b10 = bin_at(&l, 10), b64 = bin_at(&l, 64), f, n, g;
+	struct expect e;
+
+	build_n(&l, &e, 0);
+	/* Bin 10: b10 -> f -> n -> b10; f goes to bin 64's front. */
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	g = get64(b64 + 16);
+	put64(f + 16, g);
+	put64(f + 24, b64);
+	put64(g + 24, f);
+	put64(b64 + 16, f);
+	walk_all(&l, &e, 1, "a chunk on another bin's list");
+
+	/* Alone in bin 20, which its size is not: the list's first chunk. */
+	build_n(&l, &e, 0);
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	put64(f + 16, bin_at(&l, 20));
+	put64(f + 24, bin_at(&l, 20));
+	put64(bin_at(&l, 20) + 16, f);
+	put64(bin_at(&l, 20) + 24, f);
+	walk_all(&l, &e, 1, "a chunk alone on another bin's list");
+
+	/* At the end of bin 64's list, after its own chunks. */
+	build_n(&l, &e, 0);
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	g = get64(b64 + 24);
+	put64(g + 16, f);
+	put64(f + 24, g);
+	put64(f + 16, b64);
+	put64(b64 + 24, f);
+	walk_all(&l, &e, 1, "a chunk at the end of another bin's list");
+
+	/* Bins 10 and 64 made one ring: b10 -> .. -> b64 -> .. -> b10. */
+	build_n(&l, &e, 0);
+	f = get64(b10 + 24);
+	g = get64(b64 + 24);
+	put64(f + 16, b64);
+	put64(b64 + 24, f);
+	put64(g + 16, b10);
+	put64(b10 + 24, g);
+	walk_all(&l, &e, 1, "two bins on one ring");
+
+	build_n(&l, &e, 0);
+	f = get64(b10 + 16);
+	n = get64(f + 16);
+	put64(b10 + 16, n);
+	put64(n + 24, b10);
+	put64(f + 16, f);
+	put64(f + 24, f);
+	{
+		struct hi_heap h;
+		int ret = walk_as(&l, PTM_SWEEP, 0, &h);
+
+		CHECK(ret == 0 && !h.complete &&
+		      h.arenas[0].status == -HI_E_CORRUPT &&
+		      h.arenas[0].bad_addr == f,
+		      "a free chunk on no list: ret %d, not corrupt at it",
+		      ret);
+		if (ret == 0)
+			hi_heap_free(&h);
+	}
+}
+
+/*
+ * Free chunks far apart (a chunk in use of 48 MiB between them): buckets
+ * larger than a page, whose keys name a chunk only mostly.  Two free
+ * chunks 4 KiB apart in one bucket have the same key; an fd at a third
+ * place with that key is no chunk.
+ */
+static void test_sweep_sparse(int safe_linking)
+{
+	static struct hi_map far_map = {
+		.start = BASE, .end = FAR + FARSZ,
+		.prot = HI_PROT_R | HI_PROT_W,
+	};
+	static const struct hi_maps far_maps = { .v = &far_map, .n = 1 };
+	struct ptm_layout l = layout(safe_linking);
+	struct expect e;
+	hi_addr_t x, y;
+
+	sparse = 1;
+	walk_maps = &far_maps;
+	heap_start(&l, &e);
+	new_chunk(64);
+	push_bin(&l, 1, 4000, &e);
+	new_chunk(FAR + 0x100 - next_chunk);
+	x = next_chunk;
+	push_bin(&l, 4, 64, &e);
+	new_chunk(0x1000 - 64);
+	y = next_chunk;
+	push_bin(&l, 4, 64, &e);
+	new_chunk(0x100);
+	push_bin(&l, 1, 0x400, &e);
+	new_chunk(0x100);
+	heap_end(&l, &e);
+	CHECK(x + 0x1000 == y && next_chunk <= FAR + FARSZ,
+	      "sparse: the chunks are not where they should be");
+	walk_all(&l, &e, 0, "sparse heap");
+	/*
+	 * Bin 4 is b -> y -> x -> b.  x's fd at y: free, the same key, but
+	 * its bk is b, not x.
+	 */
+	put64(x + 16, y);
+	walk_all(&l, &e, 1, "sparse: fd at the chunk of the same key");
+	/* x's fd at x + 8 KiB: the same key, in no chunk's place. */
+	put64(x + 16, x + 0x2000);
+	walk_all(&l, &e, 1, "sparse: fd at no chunk, the same key");
+	walk_maps = &one_map;
+	sparse = 0;
+}
+
 int main(void)
 {
 	for (int sl = 0; sl <= 1; sl++) {
@@ -775,13 +1201,25 @@ int main(void)
 #else
 		(void)test_sweep_pieces; /* unit.walk_pieces says it skips */
 #endif
+		test_split_maps(sl);
+		test_sweep_index(sl);
+		test_sweep_lists(sl);
+		test_sweep_sparse(sl);
 		expect_corrupt("fastbin cycle", fast_cycle, sl);
 		expect_corrupt("fastbin unmapped", fast_unmapped, sl);
 		expect_corrupt("fastbin misaligned", fast_misaligned, sl);
 		expect_corrupt("fastbin wrong size", fast_wrong_size, sl);
 		expect_corrupt("huge size", bin_huge_size, sl);
-		expect_corrupt("bin loop", bin_cycle_off_head, sl);
-		expect_corrupt("bin null link", bin_null, sl);
+		/* What unlink checks: by the lists and by the sweep. */
+		for (int m = 0; m < 2; m++) {
+			walk_mode = m ? PTM_SWEEP : PTM_LISTS;
+			expect_corrupt("bin loop", bin_cycle_off_head, sl);
+			expect_corrupt("bin null link", bin_null, sl);
+			expect_corrupt("bin fd at itself", bin_fd_self, sl);
+			expect_corrupt("bin header's fd", bin_header_fd, sl);
+			expect_corrupt("bin fd skips", bin_fd_skips, sl);
+		}
+		walk_mode = PTM_AUTO;
 		expect_corrupt("ring open", ring_open, sl);
 		expect_corrupt("ring rho", ring_rho, sl);
 		expect_corrupt("ring overlap", ring_overlap, sl);
@@ -797,7 +1235,9 @@ int main(void)
 	test_good(1, PTM_AUTO);
 	test_good(1, PTM_LISTS);
 	test_good(1, PTM_SWEEP);
+#ifdef HI_TEST_HOOKS
 	test_sweep_pieces(1);
+#endif
 	expect_corrupt("2.43: huge size", bin_huge_size, 1);
 	expect_corrupt("2.43: bin loop", bin_cycle_off_head, 1);
 	expect_corrupt("2.43: bin null link", bin_null, 1);
